@@ -1,0 +1,33 @@
+"""Per-request access to the container and the signed-in user."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.errors import ApiError
+from gateway.container import Container
+from inbox import tables as t
+
+CONTAINER = web.AppKey("container", Container)
+PUBLIC_PATHS = web.AppKey("public_paths", frozenset)  # type: ignore[type-var]
+
+
+def container_of(request: web.Request) -> Container:
+    return request.app[CONTAINER]
+
+
+def user_of(request: web.Request) -> t.User:
+    user = request.get("user")
+    assert isinstance(user, t.User), "route reached without authentication"
+    return user
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_id", f"{name} must be an integer, not {raw!r}") from None
+    if value < 1 or value > 2**62:
+        raise ApiError(400, "bad_id", f"{name} is out of range")
+    return value

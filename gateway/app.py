@@ -1,0 +1,56 @@
+"""The aiohttp application: the REST API, the live stream, webhooks and the web pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.api import admin, contacts, conversations
+from gateway.api.auth import auth_middleware
+from gateway.api.context import CONTAINER, PUBLIC_PATHS
+from gateway.api.errors import error_middleware
+from gateway.api.spec import openapi_document, register
+from gateway.container import Container
+from gateway.stream import stream
+
+API_PREFIX = "/api/v1"
+STATIC = Path(__file__).parent / "static"
+OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-arg]
+
+
+def make_app(container: Container, *, manage_container: bool = True) -> web.Application:
+    """Build the app. With ``manage_container`` the app starts and stops the container with itself."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=32 * 1024 * 1024)
+    app[CONTAINER] = container
+    ops = register(app, [admin.api, conversations.api, contacts.api], API_PREFIX)
+    app[OPENAPI] = openapi_document(ops, API_PREFIX)
+    app.router.add_get(f"{API_PREFIX}/openapi.json", _openapi)
+    app.router.add_get(f"{API_PREFIX}/stream", stream)
+    app[PUBLIC_PATHS] = frozenset({f"{API_PREFIX}/openapi.json"})
+    app.router.add_get("/", _index)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/healthz", _healthz)
+    if manage_container:
+        app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    container = app[CONTAINER]
+    await container.start()
+    yield
+    await container.stop()
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})

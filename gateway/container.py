@@ -1,0 +1,77 @@
+"""The composition root: builds every part from the settings and wires them together.
+
+Building does no I/O; ``start`` opens the database, migrates, starts the bus, the job workers and the
+channel adapters, and re-dispatches what a crash left queued. ``stop`` undoes it in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
+from gateway.config import Settings
+from inbox.db import Clock, Database, sqlite_url, utcnow
+from inbox.events import EventBus
+from inbox.inbound import InboundPipeline
+from inbox.jobs import InProcessJobs
+from inbox.media import MediaStore
+from inbox.model import ChannelKind
+from inbox.outbox import Outbox
+from inbox.schema import migrate
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    db: Database
+    media: MediaStore
+    bus: EventBus
+    jobs: InProcessJobs
+    adapters: AdapterRegistry
+    pipeline: InboundPipeline
+    outbox: Outbox
+    started: bool = field(default=False)
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db.connect()
+        await migrate(self.db)
+        await self.bus.start()
+        self.db.after_commit.append(self.bus.poke_local_and_remote)
+        await self.jobs.start()
+        await self.adapters.start_all()
+        pending = await self.outbox.redispatch_pending()
+        if pending:
+            _LOGGER.info("re-dispatching %d queued messages left from before", pending)
+        self.started = True
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        await self.adapters.stop_all()
+        await self.jobs.stop()
+        await self.bus.stop()
+        await self.db.close()
+        self.started = False
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock = utcnow,
+    factories: dict[ChannelKind, AdapterFactory] | None = None,
+) -> Container:
+    db = Database(settings.database_url or sqlite_url(settings.data_dir.resolve()))
+    media = MediaStore(settings.data_dir.resolve() / "media")
+    bus = EventBus(db)
+    jobs = InProcessJobs(concurrency=settings.job_concurrency)
+    adapters = AdapterRegistry(db, factories if factories is not None else default_factories())
+    pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
+    outbox = Outbox(db, jobs, adapters.get, clock)
+    adapters.bind(pipeline.receive, outbox.apply_status)
+    return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox)

@@ -1,0 +1,50 @@
+"""Contacts and their identities on each channel kind."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inbox import tables as t
+
+
+async def resolve_contact(
+    session: AsyncSession, account_id: int, kind: str, address: str, name: str | None, now: datetime
+) -> t.Contact:
+    """The contact behind a normalized address, created with its identity on first sight."""
+    identity = await session.scalar(
+        select(t.ContactIdentity).where(
+            t.ContactIdentity.account_id == account_id,
+            t.ContactIdentity.kind == kind,
+            t.ContactIdentity.address == address,
+        )
+    )
+    if identity is not None:
+        contact = await session.get(t.Contact, identity.contact_id)
+        assert contact is not None
+        if name and not contact.name:
+            contact.name = name
+        return contact
+    contact = t.Contact(
+        account_id=account_id,
+        name=name,
+        email=address if kind == "email" else None,
+        phone=address if kind == "whatsapp" else None,
+        attributes={},
+        labels=[],
+        created_at=now,
+    )
+    session.add(contact)
+    await session.flush()
+    session.add(t.ContactIdentity(account_id=account_id, kind=kind, address=address, contact_id=contact.id))
+    await session.flush()
+    return contact
+
+
+async def identities_of(session: AsyncSession, contact_id: int) -> list[t.ContactIdentity]:
+    rows = await session.scalars(
+        select(t.ContactIdentity).where(t.ContactIdentity.contact_id == contact_id).order_by(t.ContactIdentity.id)
+    )
+    return list(rows)

@@ -1,0 +1,131 @@
+"""Engine and transactions for SQLite (embedded default) and PostgreSQL (scale-out).
+
+``Database.write()`` is the one way to change records. On SQLite it begins ``IMMEDIATE`` so writers
+queue for the lock instead of failing a read-to-write upgrade (SQLITE_BUSY_SNAPSHOT); on PostgreSQL
+exactness comes from row locks taken by the code that counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``sqlite:///`` URLs and pick the async drivers."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+asyncpg")
+    elif u.drivername == "sqlite":
+        u = u.set(drivername="sqlite+aiosqlite")
+    return u.render_as_string(hide_password=False)
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir / 'switchboard.sqlite3'}"
+
+
+class Database:
+    """Owns the engine. Created cheaply; ``connect()`` opens it, ``close()`` disposes it."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self._echo = echo
+        self._engine: AsyncEngine | None = None
+        self._read_engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._read_sessions: async_sessionmaker[AsyncSession] | None = None
+        # Events are published after commit; this is called with nothing once a write committed events.
+        self.after_commit: list[Callable[[], None]] = []
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("Database.connect() was not called")
+        return self._engine
+
+    def connect(self) -> None:
+        if self._engine is not None:
+            return
+        kwargs: dict[str, Any] = {"echo": self._echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_async_engine(self.url, **kwargs)
+        read_engine = engine
+        if self.is_sqlite:
+            # Two engines on one file: writers BEGIN IMMEDIATE, readers stay deferred (WAL lets them
+            # read while a writer works).
+            _sqlite_tuning(engine, begin="BEGIN IMMEDIATE")
+            read_engine = create_async_engine(self.url, **kwargs)
+            _sqlite_tuning(read_engine, begin="BEGIN")
+        self._engine = engine
+        self._read_engine = read_engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        if self._read_engine is not None and self._read_engine is not self._engine:
+            await self._read_engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._engine = self._read_engine = None
+        self._sessions = self._read_sessions = None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for queries. Nothing is committed."""
+        assert self._read_sessions is not None, "Database.connect() was not called"
+        async with self._read_sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A transaction: commits on success, rolls back whole on any exception."""
+        assert self._sessions is not None, "Database.connect() was not called"
+        async with self._sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await asyncio.shield(session.rollback())
+                raise
+        if session.info.get("events_written"):
+            for callback in self.after_commit:
+                callback()
+
+
+def _sqlite_tuning(engine: AsyncEngine, *, begin: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's implicit transactions are off).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)

@@ -1,0 +1,46 @@
+"""Normalizing contact addresses so one person is one identity per channel kind."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from inbox.model import ChannelKind
+
+
+class InvalidAddress(ValueError):
+    """An address that cannot be a recipient on its channel."""
+
+
+def normalize_phone(raw: str, default_region: str | None = None) -> str:
+    """E.164 (``+5511987654321``). WhatsApp sends ``wa_id`` without the plus, so digits get one."""
+    text = raw.strip()
+    if text and text[0].isdigit() and default_region is None:
+        text = "+" + text
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidAddress(f"not a phone number: {raw!r}") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidAddress(f"not a possible phone number: {raw!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str:
+    text = raw.strip().lower()
+    local, sep, domain = text.rpartition("@")
+    if not sep or not local or "." not in domain or any(c.isspace() for c in text):
+        raise InvalidAddress(f"not an email address: {raw!r}")
+    return text
+
+
+def normalize_address(kind: ChannelKind | str, raw: str) -> str:
+    """The canonical form of an address on a channel kind; raises InvalidAddress."""
+    kind = ChannelKind(kind)
+    if kind is ChannelKind.WHATSAPP:
+        return normalize_phone(raw)
+    if kind is ChannelKind.EMAIL:
+        return normalize_email(raw)
+    text = raw.strip()
+    if not text or len(text) > 320:
+        raise InvalidAddress(f"empty or overlong address: {raw!r}")
+    return text

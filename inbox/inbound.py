@@ -1,0 +1,255 @@
+"""The inbound pipeline: every adapter hands its parsed messages to ``InboundPipeline.receive``.
+
+dedupe → contact → conversation → last_inbound_at → hooks (consent, routing, bots) → events, all in
+one transaction; the adapter acknowledges its provider only after ``receive`` returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inbox import tables as t
+from inbox.contacts import resolve_contact
+from inbox.db import Clock, Database
+from inbox.events import record_event
+from inbox.identities import normalize_address
+from inbox.media import MediaStore
+from inbox.model import (
+    Attachment,
+    ConversationStatus,
+    InboundMessage,
+    MessageKind,
+    MessageStatus,
+    ReceiveResult,
+)
+from inbox.views import ConversationView, MessageView, dump
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class UnknownChannel(LookupError):
+    pass
+
+
+@dataclass
+class InboundContext:
+    """What the hooks see and may change, inside the receiving transaction."""
+
+    channel: t.Channel
+    contact: t.Contact
+    conversation: t.Conversation
+    message: t.Message
+    inbound: InboundMessage
+    new_conversation: bool
+    reopened: bool
+    now: datetime
+    # Work to start once the transaction committed (bot runs, confirmations): never inside it.
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+class InboundHook(Protocol):
+    async def __call__(self, session: AsyncSession, ctx: InboundContext) -> None: ...
+
+
+class InboundPipeline:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        media: MediaStore,
+        hooks: Sequence[InboundHook] = (),
+        reopen_within: timedelta = timedelta(days=7),
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._media = media
+        self.hooks: list[InboundHook] = list(hooks)
+        self._reopen_within = reopen_within
+
+    async def receive(self, inbound: InboundMessage) -> ReceiveResult:
+        """Store one inbound message exactly once. A duplicate delivery changes nothing."""
+        attachments = await self._store_media(inbound.attachments)
+        for attempt in range(3):
+            try:
+                result, ctx = await self._receive_once(inbound, attachments)
+                break
+            except IntegrityError:
+                # A concurrent delivery of the same message (or a contact created at the same moment)
+                # won the race; the next attempt finds its rows.
+                if attempt == 2:
+                    raise
+        if ctx is not None:
+            for job in ctx.after_commit:
+                try:
+                    await job()
+                except Exception:
+                    _LOGGER.exception("post-commit step failed for message %s", result.message_id)
+        return result
+
+    async def _store_media(self, attachments: Sequence[Attachment]) -> list[dict[str, object]]:
+        stored: list[dict[str, object]] = []
+        for a in attachments:
+            meta = a.model_dump(exclude={"data"})
+            if a.data is not None:
+                meta["media_key"] = await self._media.put(a.data)
+                meta["size"] = len(a.data)
+            stored.append(meta)
+        return stored
+
+    async def _receive_once(
+        self, inbound: InboundMessage, attachments: list[dict[str, object]]
+    ) -> tuple[ReceiveResult, InboundContext | None]:
+        now = self._clock()
+        async with self._db.write() as session:
+            channel = await session.get(t.Channel, inbound.channel_id)
+            if channel is None:
+                raise UnknownChannel(f"channel {inbound.channel_id} does not exist")
+            existing = await session.scalar(
+                select(t.Message).where(
+                    t.Message.channel_id == channel.id,
+                    t.Message.provider_message_id == inbound.provider_message_id,
+                )
+            )
+            if existing is not None:
+                return ReceiveResult(
+                    message_id=existing.id, conversation_id=existing.conversation_id, duplicate=True
+                ), None
+
+            address = normalize_address(channel.kind, inbound.sender)
+            contact = await resolve_contact(
+                session, channel.account_id, channel.kind, address, inbound.sender_name, now
+            )
+            conversation, new, reopened = await self._find_conversation(
+                session, channel, contact, address, inbound, now
+            )
+            message = t.Message(
+                account_id=channel.account_id,
+                conversation_id=conversation.id,
+                channel_id=channel.id,
+                kind=MessageKind.INCOMING,
+                origin="contact",
+                text=inbound.text,
+                content_type=inbound.content_type,
+                attachments=attachments,
+                status=MessageStatus.RECEIVED,
+                provider_message_id=inbound.provider_message_id,
+                raw=dict(inbound.raw),
+                created_at=inbound.received_at or now,
+                updated_at=now,
+            )
+            session.add(message)
+            # The service window runs from the newest message the contact sent, never backwards.
+            sent_at = inbound.received_at or now
+            if conversation.last_inbound_at is None or sent_at > conversation.last_inbound_at:
+                conversation.last_inbound_at = sent_at
+            conversation.last_activity_at = now
+            await session.flush()
+
+            ctx = InboundContext(channel, contact, conversation, message, inbound, new, reopened, now)
+            for hook in self.hooks:
+                await hook(session, ctx)
+            await session.flush()
+
+            labels = await conversation_labels(session, conversation.id)
+            conv_view = dump(ConversationView.of(conversation, labels))
+            if new:
+                await record_event(
+                    session, "conversation.created", account_id=channel.account_id, now=now,
+                    inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+                    payload={"conversation": conv_view},
+                )  # fmt: skip
+            else:
+                await record_event(
+                    session, "conversation.updated", account_id=channel.account_id, now=now,
+                    inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+                    payload={"conversation": conv_view},
+                )  # fmt: skip
+            await record_event(
+                session, "message.created", account_id=channel.account_id, now=now,
+                inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+                payload={"message": dump(MessageView.of(message))},
+            )  # fmt: skip
+        return ReceiveResult(message_id=message.id, conversation_id=conversation.id, duplicate=False), ctx
+
+    async def _find_conversation(
+        self,
+        session: AsyncSession,
+        channel: t.Channel,
+        contact: t.Contact,
+        address: str,
+        inbound: InboundMessage,
+        now: datetime,
+    ) -> tuple[t.Conversation, bool, bool]:
+        conversation: t.Conversation | None = None
+        if inbound.references:
+            replied = list(
+                await session.scalars(
+                    select(t.Message).where(
+                        t.Message.channel_id == channel.id,
+                        t.Message.provider_message_id.in_(inbound.references),
+                    )
+                )
+            )
+            # Newest reference first: the order the adapter gave.
+            by_id = {m.provider_message_id: m for m in replied}
+            for ref in inbound.references:
+                if ref in by_id:
+                    conversation = await session.get(t.Conversation, by_id[ref].conversation_id)
+                    break
+        thread_key = inbound.thread_key or address
+        if conversation is None:
+            conversation = await session.scalar(
+                select(t.Conversation)
+                .where(t.Conversation.channel_id == channel.id, t.Conversation.thread_key == thread_key)
+                .order_by(t.Conversation.id.desc())
+                .limit(1)
+            )
+        reopened = False
+        if conversation is not None and conversation.status == ConversationStatus.RESOLVED:
+            resolved_at = conversation.resolved_at or conversation.last_activity_at
+            if now - resolved_at <= self._reopen_within:
+                conversation.status = ConversationStatus.OPEN
+                conversation.resolved_at = None
+                reopened = True
+            else:
+                conversation = None
+        elif conversation is not None and conversation.status == ConversationStatus.SNOOZED:
+            # A contact's new message wakes a snoozed conversation.
+            conversation.status = ConversationStatus.OPEN
+            conversation.snoozed_until = None
+            reopened = True
+        if conversation is not None:
+            return conversation, False, reopened
+        inbox = await session.get(t.InboxRow, channel.inbox_id)
+        conversation = t.Conversation(
+            account_id=channel.account_id,
+            inbox_id=channel.inbox_id,
+            channel_id=channel.id,
+            contact_id=contact.id,
+            thread_key=thread_key,
+            recipient=inbound.reply_address or address,
+            status=ConversationStatus.OPEN,
+            team_id=inbox.team_id if inbox else None,
+            priority="none",
+            meta={},
+            last_activity_at=now,
+            created_at=now,
+        )
+        session.add(conversation)
+        await session.flush()
+        return conversation, True, False
+
+
+async def conversation_labels(session: AsyncSession, conversation_id: int) -> list[str]:
+    rows = await session.scalars(
+        select(t.ConversationLabel.label).where(t.ConversationLabel.conversation_id == conversation_id)
+    )
+    return list(rows)

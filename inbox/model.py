@@ -1,0 +1,221 @@
+"""The shared vocabulary: enums, the records that cross the channel boundary, and the adapter port.
+
+Channel adapters import this module and nothing else of the core (import-linter enforces it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChannelKind(StrEnum):
+    EMAIL = "email"
+    WEBCHAT = "webchat"
+    WHATSAPP = "whatsapp"
+    TELEGRAM = "telegram"
+    LOOPBACK = "loopback"  # the in-memory channel the tests and the demo use
+
+
+class Role(StrEnum):
+    SUPER_ADMIN = "super_admin"
+    BILLING_ADMIN = "billing_admin"
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class Priority(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class MessageKind(StrEnum):
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+    NOTE = "note"
+    ACTIVITY = "activity"
+
+
+class MessageStatus(StrEnum):
+    """Delivery state of an outgoing message. Moves forward only; ``failed`` is final."""
+
+    RECEIVED = "received"  # incoming messages, notes and activity lines
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+# Order in which provider statuses may advance an outgoing message.
+STATUS_RANK: Mapping[MessageStatus, int] = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+}
+
+
+class Reason(StrEnum):
+    """Why an outgoing message was refused or failed; the UI shows these in words."""
+
+    NOT_OPTED_IN = "not_opted_in"
+    OPTED_OUT = "opted_out"
+    WINDOW_CLOSED = "window_closed"
+    TEMPLATE_REQUIRED = "template_required"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    INVALID_RECIPIENT = "invalid_recipient"
+    CHANNEL_ERROR = "channel_error"
+    BLOCKED_BY_USER = "blocked_by_user"
+    MESSAGE_TOO_LONG = "message_too_long"
+
+
+class Attachment(BaseModel):
+    """A file on a message. Inbound adapters fill ``data``; the pipeline stores it and sets ``media_key``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content_type: str
+    filename: str | None = None
+    size: int | None = None
+    media_key: str | None = None
+    url: str | None = None
+    data: bytes | None = Field(default=None, exclude=True, repr=False)
+
+
+class TemplateRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1, max_length=512)
+    language: str = Field(default="en_US", min_length=2, max_length=16)
+    params: tuple[str, ...] = ()
+
+
+class InboundMessage(BaseModel):
+    """One message a contact sent, as an adapter parsed it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: int
+    provider_message_id: str
+    sender: str  # provider address: phone, email, telegram user id, webchat visitor id
+    sender_name: str | None = None
+    text: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    # Groups, email threads: which conversation inside the channel. None = one per contact.
+    thread_key: str | None = None
+    # Where replies go when that is not the sender (a group chat). None = the sender.
+    reply_address: str | None = None
+    # Provider ids of earlier messages this one answers, newest first (email References).
+    references: tuple[str, ...] = ()
+    received_at: datetime | None = None
+    content_type: str = "text"  # text, image, location, interactive, unsupported, ...
+    raw: Mapping[str, Any] = Field(default_factory=dict)
+
+
+class DeliveryUpdate(BaseModel):
+    """A provider's status callback for a message we sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: int
+    provider_message_id: str
+    status: MessageStatus
+    at: datetime | None = None
+    error_code: str | None = None
+    error_title: str | None = None
+    reason: Reason | None = None  # for ``failed``: the adapter's mapping of error_code
+    raw: Mapping[str, Any] = Field(default_factory=dict)
+
+
+class OutboundMessage(BaseModel):
+    """What the outbox hands an adapter: one message to one recipient."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: int
+    channel_id: int
+    to: str
+    text: str | None = None
+    template: TemplateRef | None = None
+    attachments: tuple[Attachment, ...] = ()
+    buttons: tuple[str, ...] = ()
+    reply_to_provider_id: str | None = None
+    thread_key: str | None = None
+    subject: str | None = None
+
+
+class SendResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    provider_message_id: str
+    status: MessageStatus = MessageStatus.SENT
+
+
+class ReceiveResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    message_id: int
+    conversation_id: int
+    duplicate: bool
+
+
+class ChannelError(Exception):
+    """Base of the only errors an adapter's ``send`` may raise."""
+
+
+class TransientChannelError(ChannelError):
+    """Try again later (rate limit, 5xx, network). ``retry_after`` in seconds when the provider said."""
+
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class PermanentChannelError(ChannelError):
+    """The provider refused this message for good. ``reason`` is shown to the agent."""
+
+    def __init__(self, reason: Reason, detail: str, provider_code: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.provider_code = provider_code
+
+
+class InvalidWebhook(Exception):
+    """A webhook that failed verification or could not be parsed; nothing was stored."""
+
+
+InboundSink = Callable[[InboundMessage], Awaitable[ReceiveResult]]
+StatusSink = Callable[[DeliveryUpdate], Awaitable[bool]]
+
+
+class ChannelAdapter(Protocol):
+    """The port every channel implements (DESIGN.md §5). No I/O in the constructor."""
+
+    kind: ChannelKind
+
+    async def start(self, sink: InboundSink, statuses: StatusSink) -> None:
+        """Begin receiving (pollers, webhook registration). Called once at gateway start-up."""
+
+    async def stop(self) -> None:
+        """Stop receiving and close connections."""
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver one message; raise only TransientChannelError or PermanentChannelError."""
+        ...

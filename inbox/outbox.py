@@ -1,0 +1,437 @@
+"""The outbound gate. Every reply, bot answer, automation, broadcast and confirmation goes through here,
+and nothing else calls ``adapter.send``.
+
+``submit`` runs the policy chain, stores the message as ``queued`` or ``failed`` with a reason (the
+text is never lost) and enqueues delivery. ``dispatch`` claims the message, calls the adapter and maps
+its errors: transient → retry with back-off and jitter, permanent → failed. ``apply_status`` moves a
+message forward on provider callbacks only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inbox import tables as t
+from inbox.db import Clock, Database
+from inbox.events import record_event
+from inbox.jobs import JobQueue
+from inbox.model import (
+    STATUS_RANK,
+    Attachment,
+    ChannelAdapter,
+    DeliveryUpdate,
+    MessageKind,
+    MessageStatus,
+    OutboundMessage,
+    PermanentChannelError,
+    Reason,
+    TemplateRef,
+    TransientChannelError,
+)
+from inbox.views import MessageView, dump
+
+_LOGGER = logging.getLogger(__name__)
+
+DISPATCH_JOB = "outbox.dispatch"
+Origin = Literal["agent", "bot", "system", "automation", "api"]
+
+
+class DraftError(ValueError):
+    """A draft that cannot become a message at all (no content, unknown conversation)."""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What someone wants to send into a conversation."""
+
+    conversation_id: int
+    text: str | None = None
+    template: TemplateRef | None = None
+    attachments: tuple[Attachment, ...] = ()
+    buttons: tuple[str, ...] = ()
+    private: bool = False  # a note for agents: stored, never sent
+    author_id: int | None = None
+    origin: Origin = "agent"
+    # Sent on the business's initiative (broadcast, automation, POST /messages), not as a reply.
+    business_initiated: bool = False
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: Reason
+    detail: str
+
+
+@dataclass
+class SendContext:
+    """What a policy decides on. ``stage`` is ``submit`` or ``dispatch`` (the re-check before sending)."""
+
+    draft: Draft
+    message: t.Message | None
+    conversation: t.Conversation
+    channel: t.Channel
+    now: datetime
+    stage: Literal["submit", "dispatch"]
+    notes: dict[str, object] = field(default_factory=dict)
+
+
+class Policy(Protocol):
+    async def check(self, session: AsyncSession, ctx: SendContext) -> Refusal | None: ...
+
+
+class FailureHook(Protocol):
+    """Runs in the transaction that marks a message failed (e.g. the quota releases a conversation)."""
+
+    async def __call__(self, session: AsyncSession, message: t.Message) -> None: ...
+
+
+AdapterLookup = Callable[[int], Awaitable[ChannelAdapter]]
+
+
+def default_backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds before try ``attempt + 1``: the provider's hint, else exponential with full jitter."""
+    if retry_after is not None:
+        return retry_after
+    ceiling = min(300.0, 2.0 * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        jobs: JobQueue,
+        adapters: AdapterLookup,
+        clock: Clock,
+        policies: Sequence[Policy] = (),
+        failure_hooks: Sequence[FailureHook] = (),
+        max_attempts: int = 8,
+        backoff: Callable[[int, float | None], float] = default_backoff,
+        lease: timedelta = timedelta(minutes=2),
+    ) -> None:
+        self._db = db
+        self._jobs = jobs
+        self._adapters = adapters
+        self._clock = clock
+        self.policies: list[Policy] = list(policies)
+        self.failure_hooks: list[FailureHook] = list(failure_hooks)
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._lease = lease
+        jobs.register(DISPATCH_JOB, self.dispatch)
+
+    # -- submit -------------------------------------------------------------------------------------
+
+    async def submit(self, draft: Draft, session: AsyncSession | None = None) -> MessageView:
+        """Store the draft as a note, a queued message or a refused one; enqueue delivery if queued.
+
+        With ``session`` the message joins the caller's transaction and the caller enqueues
+        ``dispatch`` after its commit (``enqueue_if_queued``).
+        """
+        if not (draft.text and draft.text.strip()) and draft.template is None and not draft.attachments:
+            raise DraftError("a message needs text, a template or an attachment")
+        if draft.private and draft.template is not None:
+            raise DraftError("a private note cannot be a template")
+        if session is not None:
+            return await self._submit_in(session, draft)
+        async with self._db.write() as own:
+            view = await self._submit_in(own, draft)
+        await self.enqueue_if_queued(view)
+        return view
+
+    async def enqueue_if_queued(self, view: MessageView) -> None:
+        if view.status == MessageStatus.QUEUED:
+            await self._jobs.enqueue(DISPATCH_JOB, view.id)
+
+    async def _submit_in(self, session: AsyncSession, draft: Draft) -> MessageView:
+        now = self._clock()
+        conversation = await session.get(t.Conversation, draft.conversation_id)
+        if conversation is None:
+            raise DraftError(f"conversation {draft.conversation_id} does not exist")
+        channel = await session.get(t.Channel, conversation.channel_id)
+        assert channel is not None
+        message = t.Message(
+            account_id=conversation.account_id,
+            conversation_id=conversation.id,
+            channel_id=channel.id,
+            kind=MessageKind.NOTE if draft.private else MessageKind.OUTGOING,
+            origin=draft.origin,
+            text=draft.text,
+            content_type="template" if draft.template else "text",
+            attachments=[a.model_dump(exclude={"data"}) for a in draft.attachments],
+            template=draft.template.model_dump(mode="json") if draft.template else None,
+            status=MessageStatus.RECEIVED if draft.private else MessageStatus.QUEUED,
+            author_id=draft.author_id,
+            raw=None
+            if draft.private
+            else {
+                "buttons": list(draft.buttons),
+                "subject": draft.subject,
+                "business_initiated": draft.business_initiated,
+            },
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(message)
+        await session.flush()
+        if not draft.private:
+            ctx = SendContext(draft, message, conversation, channel, now, "submit")
+            for policy in self.policies:
+                refusal = await policy.check(session, ctx)
+                if refusal is not None:
+                    message.status = MessageStatus.FAILED
+                    message.reason = refusal.reason
+                    message.error_detail = refusal.detail
+                    break
+        conversation.last_activity_at = now
+        await session.flush()
+        view = MessageView.of(message)
+        await record_event(
+            session, "message.created", account_id=conversation.account_id, now=now,
+            inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+            payload={"message": dump(view)},
+        )  # fmt: skip
+        return view
+
+    # -- dispatch -----------------------------------------------------------------------------------
+
+    async def dispatch(self, message_id: int) -> None:
+        """Deliver one queued message. Safe to call twice: only one caller holds the lease."""
+        now = self._clock()
+        async with self._db.write() as session:
+            claimed = await session.execute(
+                update(t.Message)
+                .where(
+                    t.Message.id == message_id,
+                    t.Message.status == MessageStatus.QUEUED,
+                    (t.Message.lease_until.is_(None)) | (t.Message.lease_until < now),
+                )
+                .values(lease_until=now + self._lease)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return
+            message = await session.get(t.Message, message_id)
+            assert message is not None
+            conversation = await session.get(t.Conversation, message.conversation_id)
+            channel = await session.get(t.Channel, message.channel_id)
+            assert conversation is not None and channel is not None
+            draft = _draft_of(message)
+            ctx = SendContext(draft, message, conversation, channel, now, "dispatch")
+            for policy in self.policies:
+                refusal = await policy.check(session, ctx)
+                if refusal is not None:
+                    await self._fail(session, message, refusal.reason, refusal.detail, now)
+                    return
+            outbound = OutboundMessage(
+                message_id=message.id,
+                channel_id=channel.id,
+                to=conversation.recipient,
+                text=message.text,
+                template=TemplateRef.model_validate(message.template) if message.template else None,
+                attachments=tuple(Attachment.model_validate(a) for a in message.attachments or []),
+                buttons=tuple((message.raw or {}).get("buttons") or ()),
+                subject=(message.raw or {}).get("subject"),
+                thread_key=conversation.thread_key,
+                reply_to_provider_id=await _last_inbound_provider_id(session, conversation.id),
+            )
+
+        try:
+            adapter = await self._adapters(outbound.channel_id)
+            result = await adapter.send(outbound)
+        except PermanentChannelError as exc:
+            await self._finish_failed(message_id, exc.reason, exc.detail)
+            return
+        except TransientChannelError as exc:
+            await self._retry_later(message_id, exc.detail, exc.retry_after)
+            return
+        except Exception as exc:  # an adapter bug or a network error it did not map: retry, say so
+            _LOGGER.exception("adapter raised an unmapped error for message %s", message_id)
+            await self._retry_later(message_id, f"{type(exc).__name__}: {exc}", None)
+            return
+        await self._finish_sent(message_id, result.provider_message_id, result.status)
+
+    async def _finish_sent(self, message_id: int, provider_id: str, status: MessageStatus) -> None:
+        now = self._clock()
+        async with self._db.write() as session:
+            message = await session.get(t.Message, message_id)
+            assert message is not None
+            message.provider_message_id = provider_id
+            message.lease_until = None
+            message.reason = None
+            message.error_detail = None
+            message.next_attempt_at = None
+            message.attempts += 1
+            message.status = status if status != MessageStatus.QUEUED else MessageStatus.SENT
+            message.updated_at = now
+            await self._emit_updated(session, message, now)
+            # Statuses the provider sent before we knew this id (fast webhooks) apply now.
+            orphans = list(
+                await session.scalars(
+                    select(t.OrphanStatus)
+                    .where(
+                        t.OrphanStatus.channel_id == message.channel_id,
+                        t.OrphanStatus.provider_message_id == provider_id,
+                    )
+                    .order_by(t.OrphanStatus.id)
+                )
+            )
+            for orphan in orphans:
+                update_ = DeliveryUpdate(
+                    channel_id=orphan.channel_id,
+                    provider_message_id=provider_id,
+                    status=MessageStatus(orphan.status),
+                    error_code=orphan.error_code,
+                    error_title=orphan.error_title,
+                )
+                await self._advance(session, message, update_, now)
+                await session.delete(orphan)
+
+    async def _finish_failed(self, message_id: int, reason: Reason, detail: str) -> None:
+        now = self._clock()
+        async with self._db.write() as session:
+            message = await session.get(t.Message, message_id)
+            assert message is not None
+            message.attempts += 1
+            await self._fail(session, message, reason, detail, now)
+
+    async def _retry_later(self, message_id: int, detail: str, retry_after: float | None) -> None:
+        now = self._clock()
+        delay: float | None = None
+        async with self._db.write() as session:
+            message = await session.get(t.Message, message_id)
+            assert message is not None
+            message.attempts += 1
+            if message.attempts >= self._max_attempts:
+                await self._fail(
+                    session, message, Reason.CHANNEL_ERROR,
+                    f"gave up after {message.attempts} attempts: {detail}", now,
+                )  # fmt: skip
+                return
+            delay = self._backoff(message.attempts, retry_after)
+            message.lease_until = None
+            message.error_detail = detail
+            message.next_attempt_at = now + timedelta(seconds=delay)
+            message.updated_at = now
+        _LOGGER.info("message %s: transient failure, retry in %.2fs", message_id, delay)
+        await self._jobs.enqueue(DISPATCH_JOB, message_id, delay=delay)
+
+    async def _fail(
+        self, session: AsyncSession, message: t.Message, reason: Reason, detail: str, now: datetime
+    ) -> None:
+        message.status = MessageStatus.FAILED
+        message.reason = reason
+        message.error_detail = detail
+        message.lease_until = None
+        message.next_attempt_at = None
+        message.updated_at = now
+        for hook in self.failure_hooks:
+            await hook(session, message)
+        await self._emit_updated(session, message, now)
+
+    async def _emit_updated(self, session: AsyncSession, message: t.Message, now: datetime) -> None:
+        conversation = await session.get(t.Conversation, message.conversation_id)
+        assert conversation is not None
+        await session.flush()
+        await record_event(
+            session, "message.updated", account_id=message.account_id, now=now,
+            inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+            payload={"message": dump(MessageView.of(message))},
+        )  # fmt: skip
+
+    # -- provider status callbacks ------------------------------------------------------------------
+
+    async def apply_status(self, update_: DeliveryUpdate) -> bool:
+        """Move a message forward (sent → delivered → read; failed is final). True if it changed."""
+        now = self._clock()
+        async with self._db.write() as session:
+            message = await session.scalar(
+                select(t.Message).where(
+                    t.Message.channel_id == update_.channel_id,
+                    t.Message.provider_message_id == update_.provider_message_id,
+                    t.Message.kind == MessageKind.OUTGOING,
+                )
+            )
+            if message is None:
+                session.add(
+                    t.OrphanStatus(
+                        channel_id=update_.channel_id,
+                        provider_message_id=update_.provider_message_id,
+                        status=update_.status,
+                        error_code=update_.error_code,
+                        error_title=update_.error_title,
+                        created_at=now,
+                    )
+                )
+                return False
+            return await self._advance(session, message, update_, now)
+
+    async def _advance(
+        self, session: AsyncSession, message: t.Message, update_: DeliveryUpdate, now: datetime
+    ) -> bool:
+        current = MessageStatus(message.status)
+        if current == MessageStatus.FAILED:
+            return False
+        if update_.status == MessageStatus.FAILED:
+            # A provider may fail a message after accepting it (WhatsApp 131047 arrives as a status).
+            if current not in (MessageStatus.QUEUED, MessageStatus.SENT):
+                return False
+            detail = " ".join(x for x in (update_.error_code, update_.error_title) if x) or "failed"
+            await self._fail(session, message, update_.reason or Reason.CHANNEL_ERROR, detail, now)
+            return True
+        if update_.status not in STATUS_RANK or STATUS_RANK[update_.status] <= STATUS_RANK.get(current, -1):
+            return False
+        message.status = update_.status
+        message.updated_at = now
+        await self._emit_updated(session, message, now)
+        return True
+
+    # -- start-up -----------------------------------------------------------------------------------
+
+    async def redispatch_pending(self) -> int:
+        """Enqueue every message a crash left queued, honouring its retry time. Returns the count."""
+        now = self._clock()
+        async with self._db.read() as session:
+            rows = (
+                await session.execute(
+                    select(t.Message.id, t.Message.next_attempt_at).where(
+                        t.Message.status == MessageStatus.QUEUED,
+                        t.Message.kind == MessageKind.OUTGOING,
+                    )
+                )
+            ).all()
+        for message_id, next_at in rows:
+            delay = max(0.0, (next_at - now).total_seconds()) if next_at else 0.0
+            await self._jobs.enqueue(DISPATCH_JOB, message_id, delay=delay)
+        return len(rows)
+
+
+def _draft_of(message: t.Message) -> Draft:
+    extra = message.raw or {}
+    return Draft(
+        buttons=tuple(extra.get("buttons") or ()),
+        subject=extra.get("subject"),
+        business_initiated=bool(extra.get("business_initiated")),
+        conversation_id=message.conversation_id,
+        text=message.text,
+        template=TemplateRef.model_validate(message.template) if message.template else None,
+        author_id=message.author_id,
+        origin=message.origin,  # type: ignore[arg-type]
+    )
+
+
+async def _last_inbound_provider_id(session: AsyncSession, conversation_id: int) -> str | None:
+    return await session.scalar(
+        select(t.Message.provider_message_id)
+        .where(t.Message.conversation_id == conversation_id, t.Message.kind == MessageKind.INCOMING)
+        .order_by(t.Message.id.desc())
+        .limit(1)
+    )

@@ -1,0 +1,161 @@
+"""How records look to clients: the API responses and the live-stream payloads share these models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from inbox import tables as t
+
+SECRET_SUFFIXES = ("secret", "token", "password", "api_key")
+
+
+class MessageView(BaseModel):
+    id: int
+    conversation_id: int
+    channel_id: int
+    kind: str
+    origin: str
+    text: str | None
+    content_type: str
+    attachments: list[dict[str, Any]]
+    template: dict[str, Any] | None
+    status: str
+    reason: str | None
+    error_detail: str | None
+    provider_message_id: str | None
+    author_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, m: t.Message) -> MessageView:
+        return cls(
+            id=m.id,
+            conversation_id=m.conversation_id,
+            channel_id=m.channel_id,
+            kind=m.kind,
+            origin=m.origin,
+            text=m.text,
+            content_type=m.content_type,
+            attachments=list(m.attachments or []),
+            template=m.template,
+            status=m.status,
+            reason=m.reason,
+            error_detail=m.error_detail,
+            provider_message_id=m.provider_message_id,
+            author_id=m.author_id,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+        )
+
+
+class ConversationView(BaseModel):
+    id: int
+    inbox_id: int
+    channel_id: int
+    contact_id: int
+    status: str
+    assignee_id: int | None
+    team_id: int | None
+    priority: str
+    labels: list[str]
+    snoozed_until: datetime | None
+    last_inbound_at: datetime | None
+    last_activity_at: datetime
+    created_at: datetime
+
+    @classmethod
+    def of(cls, c: t.Conversation, labels: list[str]) -> ConversationView:
+        return cls(
+            id=c.id,
+            inbox_id=c.inbox_id,
+            channel_id=c.channel_id,
+            contact_id=c.contact_id,
+            status=c.status,
+            assignee_id=c.assignee_id,
+            team_id=c.team_id,
+            priority=c.priority,
+            labels=sorted(labels),
+            snoozed_until=c.snoozed_until,
+            last_inbound_at=c.last_inbound_at,
+            last_activity_at=c.last_activity_at,
+            created_at=c.created_at,
+        )
+
+
+class IdentityView(BaseModel):
+    kind: str
+    address: str
+
+
+class ContactView(BaseModel):
+    id: int
+    name: str | None
+    email: str | None
+    phone: str | None
+    attributes: dict[str, Any]
+    labels: list[str]
+    identities: list[IdentityView]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, c: t.Contact, identities: list[t.ContactIdentity]) -> ContactView:
+        return cls(
+            id=c.id,
+            name=c.name,
+            email=c.email,
+            phone=c.phone,
+            attributes=dict(c.attributes or {}),
+            labels=list(c.labels or []),
+            identities=[IdentityView(kind=i.kind, address=i.address) for i in identities],
+            created_at=c.created_at,
+        )
+
+
+class UserView(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    availability: str
+
+    @classmethod
+    def of(cls, u: t.User) -> UserView:
+        return cls(id=u.id, email=u.email, name=u.name, role=u.role, availability=u.availability)
+
+
+class TeamView(BaseModel):
+    id: int
+    name: str
+    member_ids: list[int]
+
+
+class InboxView(BaseModel):
+    id: int
+    name: str
+    team_id: int | None
+    member_ids: list[int]
+    settings: dict[str, Any]
+
+
+class ChannelView(BaseModel):
+    id: int
+    inbox_id: int
+    kind: str
+    name: str
+    config: dict[str, Any]
+
+    @classmethod
+    def of(cls, c: t.Channel, *, reveal_secrets: bool) -> ChannelView:
+        config = dict(c.config or {})
+        if not reveal_secrets:
+            config = {k: v for k, v in config.items() if not k.lower().endswith(SECRET_SUFFIXES)}
+        return cls(id=c.id, inbox_id=c.inbox_id, kind=c.kind, name=c.name, config=config)
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """JSON-ready dict (datetimes as ISO strings) for events and responses."""
+    return model.model_dump(mode="json")
