@@ -65,7 +65,7 @@ class LoopbackChannel:
         self.sent.put_nowait((message, provider_id))
         return SendResult(provider_message_id=provider_id)
 
-    async def next_sent(self, timeout: float = 10) -> tuple[OutboundMessage, str]:
+    async def next_sent(self, timeout: float = 10) -> tuple[OutboundMessage, str]:  # noqa: ASYNC109
         return await asyncio.wait_for(self.sent.get(), timeout)
 
     async def customer_writes(

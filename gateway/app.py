@@ -17,7 +17,7 @@ from gateway.stream import stream
 
 API_PREFIX = "/api/v1"
 STATIC = Path(__file__).parent / "static"
-OPENAPI = web.AppKey("openapi", dict)  # type: ignore[type-arg]
+OPENAPI = web.AppKey("openapi", dict)
 
 
 def make_app(container: Container, *, manage_container: bool = True) -> web.Application:

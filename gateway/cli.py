@@ -89,16 +89,26 @@ async def _user_create(args: argparse.Namespace) -> int:
         async with container.db.write() as session:
             account_id = await session.scalar(select(t.Account.id).order_by(t.Account.id).limit(1))
             if account_id is None:
-                account = t.Account(name="Switchboard", timezone="UTC", included_conversations=1000,
-                                    settings={}, created_at=now)  # fmt: skip
+                account = t.Account(
+                    name="Switchboard",
+                    timezone="UTC",
+                    included_conversations=1000,
+                    settings={},
+                    created_at=now,
+                )
                 session.add(account)
                 await session.flush()
                 account_id = account.id
             try:
                 user, token = await create_user_in(
-                    session, account_id=account_id, email=email, name=args.name, role=Role(args.role),
-                    password=args.password, now=now,
-                )  # fmt: skip
+                    session,
+                    account_id=account_id,
+                    email=email,
+                    name=args.name,
+                    role=Role(args.role),
+                    password=args.password,
+                    now=now,
+                )
             except ApiError as exc:
                 print(f"error: {exc.message}", file=sys.stderr)
                 return 1

@@ -23,28 +23,41 @@ async def seed_demo(c: Container) -> str:
         admin = await session.scalar(select(t.User).where(t.User.email == ADMIN_EMAIL))
         if admin is not None:
             return await issue_token(session, admin.id, now)
-        account = t.Account(name="Demo Company", timezone="UTC", included_conversations=1000, settings={},
-                            created_at=now)  # fmt: skip
+        account = t.Account(
+            name="Demo Company", timezone="UTC", included_conversations=1000, settings={}, created_at=now
+        )
         session.add(account)
         await session.flush()
         admin, token = await create_user_in(
-            session, account_id=account.id, email=ADMIN_EMAIL, name="Ada Admin", role=Role.SUPER_ADMIN,
-            password=DEMO_PASSWORD, now=now,
-        )  # fmt: skip
+            session,
+            account_id=account.id,
+            email=ADMIN_EMAIL,
+            name="Ada Admin",
+            role=Role.SUPER_ADMIN,
+            password=DEMO_PASSWORD,
+            now=now,
+        )
         agent, _ = await create_user_in(
-            session, account_id=account.id, email=AGENT_EMAIL, name="Alex Agent", role=Role.AGENT,
-            password=DEMO_PASSWORD, now=now,
-        )  # fmt: skip
+            session,
+            account_id=account.id,
+            email=AGENT_EMAIL,
+            name="Alex Agent",
+            role=Role.AGENT,
+            password=DEMO_PASSWORD,
+            now=now,
+        )
         team = t.Team(account_id=account.id, name="Support", created_at=now)
         session.add(team)
         await session.flush()
         session.add_all([t.TeamMember(team_id=team.id, user_id=u.id) for u in (admin, agent)])
-        inbox = t.InboxRow(account_id=account.id, name="Support", team_id=team.id, settings={}, created_at=now)
+        inbox = t.InboxRow(
+            account_id=account.id, name="Support", team_id=team.id, settings={}, created_at=now
+        )
         session.add(inbox)
         await session.flush()
         session.add_all([t.InboxMember(inbox_id=inbox.id, user_id=u.id) for u in (admin, agent)])
         public = c.settings.effective_public_url()
-        configs = {
+        configs: dict[ChannelKind, dict[str, object]] = {
             ChannelKind.LOOPBACK: {},
             ChannelKind.EMAIL: {"address": "support@demo.switchboard.test"},
             ChannelKind.WEBCHAT: {"allowed_origins": [public]},
@@ -61,9 +74,13 @@ async def seed_demo(c: Container) -> str:
         channels = []
         for kind, config in configs.items():
             channel = t.Channel(
-                account_id=account.id, inbox_id=inbox.id, kind=kind, name=f"Demo {kind.value}",
-                config={**config, "webhook_secret": secrets.token_urlsafe(32)}, created_at=now,
-            )  # fmt: skip
+                account_id=account.id,
+                inbox_id=inbox.id,
+                kind=kind,
+                name=f"Demo {kind.value}",
+                config={**config, "webhook_secret": secrets.token_urlsafe(32)},
+                created_at=now,
+            )
             session.add(channel)
             channels.append(channel)
         await session.flush()
@@ -72,8 +89,11 @@ async def seed_demo(c: Container) -> str:
     await c.adapters.get(loopback_id)
     await c.pipeline.receive(
         InboundMessage(
-            channel_id=loopback_id, provider_message_id="demo-1", sender="+15550123456", sender_name="Maria Demo",
+            channel_id=loopback_id,
+            provider_message_id="demo-1",
+            sender="+15550123456",
+            sender_name="Maria Demo",
             text="Hi! My order #1234 has not arrived yet. Can you help?",
-        )  # fmt: skip
+        )
     )
     return token

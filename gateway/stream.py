@@ -49,7 +49,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         after = int(raw_after) if raw_after is not None else None
     except ValueError:
-        raise ApiError(400, "bad_after", f"after must be an event id (an integer), not {raw_after!r}") from None
+        raise ApiError(
+            400, "bad_after", f"after must be an event id (an integer), not {raw_after!r}"
+        ) from None
     if after is not None and after < 0:
         raise ApiError(400, "bad_after", "after must not be negative")
 

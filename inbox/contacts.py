@@ -45,6 +45,8 @@ async def resolve_contact(
 
 async def identities_of(session: AsyncSession, contact_id: int) -> list[t.ContactIdentity]:
     rows = await session.scalars(
-        select(t.ContactIdentity).where(t.ContactIdentity.contact_id == contact_id).order_by(t.ContactIdentity.id)
+        select(t.ContactIdentity)
+        .where(t.ContactIdentity.contact_id == contact_id)
+        .order_by(t.ContactIdentity.id)
     )
     return list(rows)

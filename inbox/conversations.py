@@ -23,8 +23,8 @@ class ConversationPatch:
 
     status: ConversationStatus | None = None
     snoozed_until: datetime | None = None
-    assignee_id: int | None | object = _UNSET
-    team_id: int | None | object = _UNSET
+    assignee_id: int | object | None = _UNSET
+    team_id: int | object | None = _UNSET
     priority: Priority | None = None
     labels: list[str] | None = None
 
@@ -49,10 +49,14 @@ async def add_activity(
     session.add(message)
     await session.flush()
     await record_event(
-        session, "message.created", account_id=conversation.account_id, now=now,
-        inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+        session,
+        "message.created",
+        account_id=conversation.account_id,
+        now=now,
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
         payload={"message": dump(MessageView.of(message))},
-    )  # fmt: skip
+    )
     return message
 
 
@@ -70,7 +74,9 @@ async def apply_patch(
     if patch.status is not None and patch.status != conversation.status:
         conversation.status = patch.status
         conversation.resolved_at = now if patch.status == ConversationStatus.RESOLVED else None
-        conversation.snoozed_until = patch.snoozed_until if patch.status == ConversationStatus.SNOOZED else None
+        conversation.snoozed_until = (
+            patch.snoozed_until if patch.status == ConversationStatus.SNOOZED else None
+        )
         lines.append(f"{actor} set the status to {patch.status.value}")
     if patch.assignee_id is not _UNSET and patch.assignee_id != conversation.assignee_id:
         assignee_id = patch.assignee_id
@@ -107,10 +113,14 @@ async def apply_patch(
         conversation.last_activity_at = now
         view = ConversationView.of(conversation, view.labels)
         await record_event(
-            session, "conversation.updated", account_id=conversation.account_id, now=now,
-            inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+            session,
+            "conversation.updated",
+            account_id=conversation.account_id,
+            now=now,
+            inbox_id=conversation.inbox_id,
+            conversation_id=conversation.id,
             payload={"conversation": dump(view)},
-        )  # fmt: skip
+        )
     return view
 
 
@@ -148,8 +158,12 @@ async def find_or_open_conversation(
     session.add(conversation)
     await session.flush()
     await record_event(
-        session, "conversation.created", account_id=channel.account_id, now=now,
-        inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+        session,
+        "conversation.created",
+        account_id=channel.account_id,
+        now=now,
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
         payload={"conversation": dump(ConversationView.of(conversation, []))},
-    )  # fmt: skip
+    )
     return conversation, True

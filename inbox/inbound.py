@@ -162,21 +162,33 @@ class InboundPipeline:
             conv_view = dump(ConversationView.of(conversation, labels))
             if new:
                 await record_event(
-                    session, "conversation.created", account_id=channel.account_id, now=now,
-                    inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+                    session,
+                    "conversation.created",
+                    account_id=channel.account_id,
+                    now=now,
+                    inbox_id=conversation.inbox_id,
+                    conversation_id=conversation.id,
                     payload={"conversation": conv_view},
-                )  # fmt: skip
+                )
             else:
                 await record_event(
-                    session, "conversation.updated", account_id=channel.account_id, now=now,
-                    inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+                    session,
+                    "conversation.updated",
+                    account_id=channel.account_id,
+                    now=now,
+                    inbox_id=conversation.inbox_id,
+                    conversation_id=conversation.id,
                     payload={"conversation": conv_view},
-                )  # fmt: skip
+                )
             await record_event(
-                session, "message.created", account_id=channel.account_id, now=now,
-                inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+                session,
+                "message.created",
+                account_id=channel.account_id,
+                now=now,
+                inbox_id=conversation.inbox_id,
+                conversation_id=conversation.id,
                 payload={"message": dump(MessageView.of(message))},
-            )  # fmt: skip
+            )
         return ReceiveResult(message_id=message.id, conversation_id=conversation.id, duplicate=False), ctx
 
     async def _find_conversation(

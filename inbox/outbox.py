@@ -196,10 +196,14 @@ class Outbox:
         await session.flush()
         view = MessageView.of(message)
         await record_event(
-            session, "message.created", account_id=conversation.account_id, now=now,
-            inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+            session,
+            "message.created",
+            account_id=conversation.account_id,
+            now=now,
+            inbox_id=conversation.inbox_id,
+            conversation_id=conversation.id,
             payload={"message": dump(view)},
-        )  # fmt: skip
+        )
         return view
 
     # -- dispatch -----------------------------------------------------------------------------------
@@ -312,9 +316,12 @@ class Outbox:
             message.attempts += 1
             if message.attempts >= self._max_attempts:
                 await self._fail(
-                    session, message, Reason.CHANNEL_ERROR,
-                    f"gave up after {message.attempts} attempts: {detail}", now,
-                )  # fmt: skip
+                    session,
+                    message,
+                    Reason.CHANNEL_ERROR,
+                    f"gave up after {message.attempts} attempts: {detail}",
+                    now,
+                )
                 return
             delay = self._backoff(message.attempts, retry_after)
             message.lease_until = None
@@ -342,10 +349,14 @@ class Outbox:
         assert conversation is not None
         await session.flush()
         await record_event(
-            session, "message.updated", account_id=message.account_id, now=now,
-            inbox_id=conversation.inbox_id, conversation_id=conversation.id,
+            session,
+            "message.updated",
+            account_id=message.account_id,
+            now=now,
+            inbox_id=conversation.inbox_id,
+            conversation_id=conversation.id,
             payload={"message": dump(MessageView.of(message))},
-        )  # fmt: skip
+        )
 
     # -- provider status callbacks ------------------------------------------------------------------
 

@@ -47,19 +47,26 @@ async def check_user_ids(session: AsyncSession, account_id: int, ids: list[int],
     missing = sorted(set(ids) - found)
     if missing:
         raise ApiError(
-            422, "validation_error", f"{field}: no such users: {missing}", [{"field": field, "problem": "unknown"}]
+            422,
+            "validation_error",
+            f"{field}: no such users: {missing}",
+            [{"field": field, "problem": "unknown"}],
         )
 
 
-async def check_team(session: AsyncSession, account_id: int, team_id: int | None, field: str = "team_id") -> None:
+async def check_team(
+    session: AsyncSession, account_id: int, team_id: int | None, field: str = "team_id"
+) -> None:
     if team_id is None:
         return
     team = await session.get(t.Team, team_id)
     if team is None or team.account_id != account_id:
         raise ApiError(
-            422, "validation_error", f"{field}: team {team_id} does not exist",
+            422,
+            "validation_error",
+            f"{field}: team {team_id} does not exist",
             [{"field": field, "problem": "unknown"}],
-        )  # fmt: skip
+        )
 
 
 # -- inboxes ---------------------------------------------------------------------------------------
@@ -82,9 +89,12 @@ class InboxPatch(BaseModel):
 async def inbox_view(session: AsyncSession, inbox: t.InboxRow) -> InboxView:
     members = await session.scalars(select(t.InboxMember.user_id).where(t.InboxMember.inbox_id == inbox.id))
     return InboxView(
-        id=inbox.id, name=inbox.name, team_id=inbox.team_id, member_ids=sorted(members),
+        id=inbox.id,
+        name=inbox.name,
+        team_id=inbox.team_id,
+        member_ids=sorted(members),
         settings=dict(inbox.settings or {}),
-    )  # fmt: skip
+    )
 
 
 @api.route("GET", "/inboxes", summary="Inboxes you may see", response=Page[InboxView])
@@ -96,7 +106,9 @@ async def list_inboxes(request: web.Request) -> Page[InboxView]:
         return Page[InboxView](items=[await inbox_view(session, r) for r in rows])
 
 
-@api.route("POST", "/inboxes", summary="Create an inbox (admins)", body=InboxCreate, response=InboxView, status=201)
+@api.route(
+    "POST", "/inboxes", summary="Create an inbox (admins)", body=InboxCreate, response=InboxView, status=201
+)
 async def create_inbox(request: web.Request, body: InboxCreate) -> InboxView:
     user = require_admin(request)
     c = container_of(request)
@@ -104,9 +116,12 @@ async def create_inbox(request: web.Request, body: InboxCreate) -> InboxView:
         await check_team(session, user.account_id, body.team_id)
         await check_user_ids(session, user.account_id, body.member_ids, "member_ids")
         inbox = t.InboxRow(
-            account_id=user.account_id, name=body.name, team_id=body.team_id, settings=body.settings,
+            account_id=user.account_id,
+            name=body.name,
+            team_id=body.team_id,
+            settings=body.settings,
             created_at=c.clock(),
-        )  # fmt: skip
+        )
         session.add(inbox)
         await session.flush()
         session.add_all([t.InboxMember(inbox_id=inbox.id, user_id=u) for u in set(body.member_ids)])
@@ -162,14 +177,20 @@ async def list_channels(request: web.Request) -> Page[ChannelView]:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         ids = await visible_inbox_ids(session, user)
-        rows = await session.scalars(select(t.Channel).where(t.Channel.inbox_id.in_(ids)).order_by(t.Channel.id))
+        rows = await session.scalars(
+            select(t.Channel).where(t.Channel.inbox_id.in_(ids)).order_by(t.Channel.id)
+        )
         return Page[ChannelView](items=[ChannelView.of(r, reveal_secrets=is_admin(user)) for r in rows])
 
 
 @api.route(
-    "POST", "/channels", summary="Attach a channel to an inbox (admins); returns webhook URL and secrets",
-    body=ChannelCreate, response=ChannelCreated, status=201,
-)  # fmt: skip
+    "POST",
+    "/channels",
+    summary="Attach a channel to an inbox (admins); returns webhook URL and secrets",
+    body=ChannelCreate,
+    response=ChannelCreated,
+    status=201,
+)
 async def create_channel(request: web.Request, body: ChannelCreate) -> ChannelCreated:
     user = require_admin(request)
     c = container_of(request)
@@ -177,20 +198,28 @@ async def create_channel(request: web.Request, body: ChannelCreate) -> ChannelCr
         inbox = await session.get(t.InboxRow, body.inbox_id)
         if inbox is None or inbox.account_id != user.account_id:
             raise ApiError(
-                422, "validation_error", f"inbox_id: inbox {body.inbox_id} does not exist",
+                422,
+                "validation_error",
+                f"inbox_id: inbox {body.inbox_id} does not exist",
                 [{"field": "inbox_id", "problem": "unknown"}],
-            )  # fmt: skip
+            )
         config = dict(body.config)
         config.setdefault("webhook_secret", secrets.token_urlsafe(32))
         channel = t.Channel(
-            account_id=user.account_id, inbox_id=inbox.id, kind=body.kind, name=body.name, config=config,
+            account_id=user.account_id,
+            inbox_id=inbox.id,
+            kind=body.kind,
+            name=body.name,
+            config=config,
             created_at=c.clock(),
-        )  # fmt: skip
+        )
         session.add(channel)
         await session.flush()
         view = ChannelView.of(channel, reveal_secrets=True)
     await c.adapters.get(channel.id)  # start receiving at once
-    return ChannelCreated(**view.model_dump(), webhook_url=webhook_url(c.settings.effective_public_url(), channel))
+    return ChannelCreated(
+        **view.model_dump(), webhook_url=webhook_url(c.settings.effective_public_url(), channel)
+    )
 
 
 # -- users -----------------------------------------------------------------------------------------
@@ -222,9 +251,12 @@ async def list_users(request: web.Request, query: ListQuery) -> Page[UserView]:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         rows, cursor = await list_by_id(
-            session, select(t.User).where(t.User.account_id == user.account_id), t.User.id, query.limit,
+            session,
+            select(t.User).where(t.User.account_id == user.account_id),
+            t.User.id,
+            query.limit,
             query.cursor,
-        )  # fmt: skip
+        )
         return Page[UserView](items=[UserView.of(u) for u in rows], next_cursor=cursor)
 
 
@@ -233,8 +265,14 @@ async def me(request: web.Request) -> UserView:
     return UserView.of(user_of(request))
 
 
-@api.route("POST", "/users", summary="Create a user (admins); returns its API token once",
-           body=UserCreate, response=UserCreated, status=201)  # fmt: skip
+@api.route(
+    "POST",
+    "/users",
+    summary="Create a user (admins); returns its API token once",
+    body=UserCreate,
+    response=UserCreated,
+    status=201,
+)
 async def create_user(request: web.Request, body: UserCreate) -> UserCreated:
     actor = require_admin(request)
     if body.role == Role.SUPER_ADMIN and actor.role != Role.SUPER_ADMIN:
@@ -242,14 +280,23 @@ async def create_user(request: web.Request, body: UserCreate) -> UserCreated:
     c = container_of(request)
     async with c.db.write() as session:
         created, token = await create_user_in(
-            session, account_id=actor.account_id, email=body.email, name=body.name, role=body.role,
-            password=body.password, now=c.clock(),
-        )  # fmt: skip
+            session,
+            account_id=actor.account_id,
+            email=body.email,
+            name=body.name,
+            role=body.role,
+            password=body.password,
+            now=c.clock(),
+        )
         for inbox_id in set(body.inbox_ids):
             inbox = await session.get(t.InboxRow, inbox_id)
             if inbox is None or inbox.account_id != actor.account_id:
-                raise ApiError(422, "validation_error", f"inbox_ids: inbox {inbox_id} does not exist",
-                               [{"field": "inbox_ids", "problem": "unknown"}])  # fmt: skip
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"inbox_ids: inbox {inbox_id} does not exist",
+                    [{"field": "inbox_ids", "problem": "unknown"}],
+                )
             session.add(t.InboxMember(inbox_id=inbox_id, user_id=created.id))
         return UserCreated(user=UserView.of(created), token=token)
 
@@ -269,9 +316,14 @@ async def create_user_in(
     if exists is not None:
         raise ApiError(409, "email_taken", f"a user with email {email} already exists")
     user = t.User(
-        account_id=account_id, email=email, name=name or email.split("@")[0], role=role,
-        password_hash=hash_password(password) if password else None, availability="offline", created_at=now,
-    )  # fmt: skip
+        account_id=account_id,
+        email=email,
+        name=name or email.split("@")[0],
+        role=role,
+        password_hash=hash_password(password) if password else None,
+        availability="offline",
+        created_at=now,
+    )
     session.add(user)
     try:
         await session.flush()
@@ -305,7 +357,9 @@ async def team_view(session: AsyncSession, team: t.Team) -> TeamView:
 async def list_teams(request: web.Request) -> Page[TeamView]:
     user = user_of(request)
     async with container_of(request).db.read() as session:
-        rows = await session.scalars(select(t.Team).where(t.Team.account_id == user.account_id).order_by(t.Team.id))
+        rows = await session.scalars(
+            select(t.Team).where(t.Team.account_id == user.account_id).order_by(t.Team.id)
+        )
         return Page[TeamView](items=[await team_view(session, r) for r in rows])
 
 
@@ -353,7 +407,9 @@ class AccountPatch(BaseModel):
 
 
 def account_view(a: t.Account) -> AccountView:
-    return AccountView(id=a.id, name=a.name, timezone=a.timezone, included_conversations=a.included_conversations)
+    return AccountView(
+        id=a.id, name=a.name, timezone=a.timezone, included_conversations=a.included_conversations
+    )
 
 
 @api.route("GET", "/account", summary="Your account and plan", response=AccountView)
@@ -365,8 +421,13 @@ async def get_account(request: web.Request) -> AccountView:
         return account_view(account)
 
 
-@api.route("PATCH", "/account", summary="Change the account and plan (super admins)", body=AccountPatch,
-           response=AccountView)  # fmt: skip
+@api.route(
+    "PATCH",
+    "/account",
+    summary="Change the account and plan (super admins)",
+    body=AccountPatch,
+    response=AccountView,
+)
 async def patch_account(request: web.Request, body: AccountPatch) -> AccountView:
     user = user_of(request)
     if user.role != Role.SUPER_ADMIN:

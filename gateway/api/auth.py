@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy import select
 
-from gateway.api.context import PUBLIC_PATHS, container_of
+from gateway.api.context import PUBLIC_PATHS, USER, container_of
 from gateway.api.errors import error_response
 from inbox import tables as t
 from inbox.auth import token_digest
@@ -29,11 +29,12 @@ async def authenticate(request: web.Request) -> t.User | None:
     if token is None:
         return None
     async with container_of(request).db.read() as session:
-        return await session.scalar(
+        user: t.User | None = await session.scalar(
             select(t.User)
             .join(t.ApiToken, t.ApiToken.user_id == t.User.id)
             .where(t.ApiToken.token_hash == token_digest(token))
         )
+        return user
 
 
 @web.middleware
@@ -47,5 +48,5 @@ async def auth_middleware(
     user = await authenticate(request)
     if user is None:
         return error_response(401, "unauthenticated", "the bearer token is not valid")
-    request["user"] = user
+    request[USER] = user
     return await handler(request)

@@ -46,15 +46,22 @@ async def visible_contact(session: AsyncSession, user: t.User, contact_id: int) 
     return contact
 
 
-@api.route("GET", "/contacts", summary="Search contacts by name, email, phone or address", query=ContactQuery,
-           response=Page[ContactView])  # fmt: skip
+@api.route(
+    "GET",
+    "/contacts",
+    summary="Search contacts by name, email, phone or address",
+    query=ContactQuery,
+    response=Page[ContactView],
+)
 async def list_contacts(request: web.Request, query: ContactQuery) -> Page[ContactView]:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         inbox_ids = await visible_inbox_ids(session, user)
         stmt = select(t.Contact).where(t.Contact.account_id == user.account_id, _visible(user, inbox_ids))
         if query.q:
-            pattern = "%" + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = (
+                "%" + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
             stmt = stmt.where(
                 or_(
                     func.lower(t.Contact.name).like(pattern, escape="\\"),
@@ -86,8 +93,13 @@ class ContactPatch(BaseModel):
     labels: list[str] | None = Field(default=None, max_length=50)
 
 
-@api.route("PATCH", "/contacts/{id}", summary="Change a contact's name, attributes, labels", body=ContactPatch,
-           response=ContactView)  # fmt: skip
+@api.route(
+    "PATCH",
+    "/contacts/{id}",
+    summary="Change a contact's name, attributes, labels",
+    body=ContactPatch,
+    response=ContactView,
+)
 async def patch_contact(request: web.Request, body: ContactPatch) -> ContactView:
     user = user_of(request)
     async with container_of(request).db.write() as session:

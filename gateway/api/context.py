@@ -9,7 +9,8 @@ from gateway.container import Container
 from inbox import tables as t
 
 CONTAINER = web.AppKey("container", Container)
-PUBLIC_PATHS = web.AppKey("public_paths", frozenset)  # type: ignore[type-var]
+USER = web.RequestKey("user", t.User)
+PUBLIC_PATHS = web.AppKey("public_paths", frozenset)
 
 
 def container_of(request: web.Request) -> Container:
@@ -17,9 +18,7 @@ def container_of(request: web.Request) -> Container:
 
 
 def user_of(request: web.Request) -> t.User:
-    user = request.get("user")
-    assert isinstance(user, t.User), "route reached without authentication"
-    return user
+    return request[USER]  # set by the auth middleware for every non-public /api/v1 route
 
 
 def path_id(request: web.Request, name: str = "id") -> int:

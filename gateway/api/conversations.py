@@ -50,8 +50,13 @@ async def visible_conversation(session: AsyncSession, user: t.User, conversation
     return conversation
 
 
-@api.route("GET", "/conversations", summary="Conversations, newest activity first", query=ConversationQuery,
-           response=Page[ConversationView])  # fmt: skip
+@api.route(
+    "GET",
+    "/conversations",
+    summary="Conversations, newest activity first",
+    query=ConversationQuery,
+    response=Page[ConversationView],
+)
 async def list_conversations_(request: web.Request, query: ConversationQuery) -> Page[ConversationView]:
     user = user_of(request)
     async with container_of(request).db.read() as session:
@@ -61,13 +66,14 @@ async def list_conversations_(request: web.Request, query: ConversationQuery) ->
         f = ConversationFilter(
             inbox_ids=inbox_ids,
             status=query.status,
-            assignee_id=user.id if query.assignee_id == "me" else (
-                query.assignee_id if isinstance(query.assignee_id, int) else None),
+            assignee_id=user.id
+            if query.assignee_id == "me"
+            else (query.assignee_id if isinstance(query.assignee_id, int) else None),
             unassigned=query.assignee_id == "none",
             team_id=query.team_id,
             label=query.label,
             q=query.q,
-        )  # fmt: skip
+        )
         rows, cursor = await list_conversations(session, f, query.limit, query.cursor)
         labels = await labels_for(session, [r.id for r in rows])
         return Page[ConversationView](
@@ -100,8 +106,13 @@ class ConversationPatchBody(BaseModel):
         return self
 
 
-@api.route("PATCH", "/conversations/{id}", summary="Change status, assignee, team, priority, labels",
-           body=ConversationPatchBody, response=ConversationView)  # fmt: skip
+@api.route(
+    "PATCH",
+    "/conversations/{id}",
+    summary="Change status, assignee, team, priority, labels",
+    body=ConversationPatchBody,
+    response=ConversationView,
+)
 async def patch_conversation(request: web.Request, body: ConversationPatchBody) -> ConversationView:
     user = user_of(request)
     c = container_of(request)
@@ -114,21 +125,34 @@ async def patch_conversation(request: web.Request, body: ConversationPatchBody) 
             if body.assignee_id is not None:
                 assignee = await session.get(t.User, body.assignee_id)
                 if assignee is None or assignee.account_id != user.account_id:
-                    raise ApiError(422, "validation_error", f"assignee_id: user {body.assignee_id} does not exist",
-                                   [{"field": "assignee_id", "problem": "unknown"}])  # fmt: skip
+                    raise ApiError(
+                        422,
+                        "validation_error",
+                        f"assignee_id: user {body.assignee_id} does not exist",
+                        [{"field": "assignee_id", "problem": "unknown"}],
+                    )
                 if not await can_see_inbox(session, assignee, conversation.inbox_id):
-                    raise ApiError(422, "validation_error",
-                                   f"assignee_id: {assignee.name} is not a member of this inbox",
-                                   [{"field": "assignee_id", "problem": "not an inbox member"}])  # fmt: skip
+                    raise ApiError(
+                        422,
+                        "validation_error",
+                        f"assignee_id: {assignee.name} is not a member of this inbox",
+                        [{"field": "assignee_id", "problem": "not an inbox member"}],
+                    )
             patch.assignee_id = body.assignee_id
         if "team_id" in body.model_fields_set:
             if body.team_id is not None:
                 team = await session.get(t.Team, body.team_id)
                 if team is None or team.account_id != user.account_id:
-                    raise ApiError(422, "validation_error", f"team_id: team {body.team_id} does not exist",
-                                   [{"field": "team_id", "problem": "unknown"}])  # fmt: skip
+                    raise ApiError(
+                        422,
+                        "validation_error",
+                        f"team_id: team {body.team_id} does not exist",
+                        [{"field": "team_id", "problem": "unknown"}],
+                    )
             patch.team_id = body.team_id
-        return await apply_patch(session, conversation, patch, actor=user.name, actor_id=user.id, now=c.clock())
+        return await apply_patch(
+            session, conversation, patch, actor=user.name, actor_id=user.id, now=c.clock()
+        )
 
 
 class MessageQuery(BaseModel):
@@ -136,16 +160,24 @@ class MessageQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
 
 
-@api.route("GET", "/conversations/{id}/messages", summary="Messages, oldest first", query=MessageQuery,
-           response=Page[MessageView])  # fmt: skip
+@api.route(
+    "GET",
+    "/conversations/{id}/messages",
+    summary="Messages, oldest first",
+    query=MessageQuery,
+    response=Page[MessageView],
+)
 async def list_messages(request: web.Request, query: MessageQuery) -> Page[MessageView]:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         conversation = await visible_conversation(session, user, path_id(request))
         rows, cursor = await list_by_id(
-            session, select(t.Message).where(t.Message.conversation_id == conversation.id), t.Message.id,
-            query.limit, query.cursor,
-        )  # fmt: skip
+            session,
+            select(t.Message).where(t.Message.conversation_id == conversation.id),
+            t.Message.id,
+            query.limit,
+            query.cursor,
+        )
         return Page[MessageView](items=[MessageView.of(m) for m in rows], next_cursor=cursor)
 
 
@@ -175,9 +207,14 @@ def _template(body: TemplateBody | None) -> TemplateRef | None:
     return TemplateRef(name=body.name, language=body.language, params=tuple(body.params))
 
 
-@api.route("POST", "/conversations/{id}/messages",
-           summary="Reply (text or template) or add a private note; refused sends come back failed with a reason",
-           body=ReplyBody, response=MessageView, status=201)  # fmt: skip
+@api.route(
+    "POST",
+    "/conversations/{id}/messages",
+    summary="Reply (text or template) or add a private note; refused sends come back failed with a reason",
+    body=ReplyBody,
+    response=MessageView,
+    status=201,
+)
 async def post_message(request: web.Request, body: ReplyBody) -> MessageView:
     user = user_of(request)
     c = container_of(request)
@@ -185,9 +222,13 @@ async def post_message(request: web.Request, body: ReplyBody) -> MessageView:
     async with c.db.read() as session:
         await visible_conversation(session, user, conversation_id)
     draft = Draft(
-        conversation_id=conversation_id, text=body.text, template=_template(body.template), private=body.private,
-        author_id=user.id, origin="agent",
-    )  # fmt: skip
+        conversation_id=conversation_id,
+        text=body.text,
+        template=_template(body.template),
+        private=body.private,
+        author_id=user.id,
+        origin="agent",
+    )
     try:
         return await c.outbox.submit(draft)
     except DraftError as exc:
@@ -207,8 +248,14 @@ class SendBody(BaseModel):
         return self
 
 
-@api.route("POST", "/messages", summary="Business-initiated send to an address on a channel",
-           body=SendBody, response=MessageView, status=201)  # fmt: skip
+@api.route(
+    "POST",
+    "/messages",
+    summary="Business-initiated send to an address on a channel",
+    body=SendBody,
+    response=MessageView,
+    status=201,
+)
 async def send_message(request: web.Request, body: SendBody) -> MessageView:
     user = user_of(request)
     c = container_of(request)
@@ -219,19 +266,29 @@ async def send_message(request: web.Request, body: SendBody) -> MessageView:
             or channel.account_id != user.account_id
             or not await can_see_inbox(session, user, channel.inbox_id)
         ):
-            raise ApiError(422, "validation_error", f"channel_id: channel {body.channel_id} does not exist",
-                           [{"field": "channel_id", "problem": "unknown"}])  # fmt: skip
+            raise ApiError(
+                422,
+                "validation_error",
+                f"channel_id: channel {body.channel_id} does not exist",
+                [{"field": "channel_id", "problem": "unknown"}],
+            )
         try:
             address = normalize_address(channel.kind, body.to)
         except InvalidAddress as exc:
-            raise ApiError(422, "invalid_recipient", f"to: {exc}", [{"field": "to", "problem": str(exc)}]) from exc
+            raise ApiError(
+                422, "invalid_recipient", f"to: {exc}", [{"field": "to", "problem": str(exc)}]
+            ) from exc
         now = c.clock()
         contact = await resolve_contact(session, channel.account_id, channel.kind, address, None, now)
         conversation, _ = await find_or_open_conversation(session, channel, contact.id, address, now)
         draft = Draft(
-            conversation_id=conversation.id, text=body.text, template=_template(body.template),
-            author_id=user.id, origin="api", business_initiated=True,
-        )  # fmt: skip
+            conversation_id=conversation.id,
+            text=body.text,
+            template=_template(body.template),
+            author_id=user.id,
+            origin="api",
+            business_initiated=True,
+        )
         view = await c.outbox.submit(draft, session=session)
     await c.outbox.enqueue_if_queued(view)
     return view

@@ -22,9 +22,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message, "details": details}}, status=status
-    )
+    return web.json_response({"error": {"code": code, "message": message, "details": details}}, status=status)
 
 
 def validation_error(exc: ValidationError, where: str = "body") -> ApiError:

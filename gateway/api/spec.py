@@ -151,9 +151,13 @@ def openapi_document(ops: Iterable[Operation], prefix: str) -> dict[str, Any]:
             qschema = op.query.model_json_schema()
             for name, prop in qschema.get("properties", {}).items():
                 params.append(
-                    {"name": name, "in": "query", "required": name in qschema.get("required", []),
-                     "schema": prop}
-                )  # fmt: skip
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in qschema.get("required", []),
+                        "schema": prop,
+                    }
+                )
         if params:
             entry["parameters"] = params
         if op.body is not None:

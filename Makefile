@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench services-deps install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: install, migrate, seed the demo and serve on SQLite (no other service needed)
+run: $(STAMP)
+	$(BIN)/switchboard migrate
+	$(BIN)/switchboard serve --demo
+
+## make test: install what the tests need (Debian packages when root), then lint and run every test
+test: $(STAMP) services-deps
+	$(MAKE) lint
+	$(BIN)/pytest -q
+
+services-deps:
+	@./.ci/install-services
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
