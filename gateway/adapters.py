@@ -5,27 +5,84 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from channels.base import LoopbackChannel, UnavailableChannel
 from inbox import tables as t
 from inbox.db import Database
-from inbox.model import ChannelAdapter, ChannelKind, InboundSink, StatusSink
+from inbox.media import MediaStore
+from inbox.model import ChannelAdapter, ChannelInfo, ChannelKind, InboundSink, StatusSink
 
 _LOGGER = logging.getLogger(__name__)
 
-AdapterFactory = Callable[[t.Channel], ChannelAdapter]
+
+class DbStateStore:
+    """``StateStore`` for one channel on the ``settings`` table (key ``channel:<id>:<key>``)."""
+
+    def __init__(self, db: Database, channel_id: int) -> None:
+        self._db = db
+        self._prefix = f"channel:{channel_id}:"
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        async with self._db.read() as session:
+            row = await session.get(t.Setting, self._prefix + key)
+            return dict(row.value) if row is not None else None
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        async with self._db.write() as session:
+            row = await session.get(t.Setting, self._prefix + key)
+            if row is None:
+                session.add(t.Setting(key=self._prefix + key, value=value))
+            else:
+                row.value = value
+
+
+@dataclass(frozen=True)
+class AdapterDeps:
+    """What a channel factory may hand its adapter besides the channel's own config."""
+
+    state: DbStateStore
+    media: MediaStore
+    public_url: str
+    clock: Callable[[], datetime]
+
+
+AdapterFactory = Callable[[ChannelInfo, AdapterDeps], ChannelAdapter]
 
 
 class UnknownChannelError(LookupError):
     pass
 
 
+def channel_info(row: t.Channel) -> ChannelInfo:
+    return ChannelInfo(
+        id=row.id,
+        account_id=row.account_id,
+        inbox_id=row.inbox_id,
+        kind=ChannelKind(row.kind),
+        name=row.name,
+        config=dict(row.config or {}),
+    )
+
+
 class AdapterRegistry:
-    def __init__(self, db: Database, factories: dict[ChannelKind, AdapterFactory]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        factories: dict[ChannelKind, AdapterFactory],
+        media: MediaStore,
+        public_url: str,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._db = db
         self._factories = factories
+        self._media = media
+        self._public_url = public_url
+        self._clock = clock
         self._adapters: dict[int, ChannelAdapter] = {}
         self._lock = asyncio.Lock()
         self._sink: InboundSink | None = None
@@ -46,18 +103,18 @@ class AdapterRegistry:
                 channel = await session.get(t.Channel, channel_id)
             if channel is None:
                 raise UnknownChannelError(f"channel {channel_id} does not exist")
-            adapter = self._build(channel)
+            adapter = self._build(channel_info(channel))
             assert self._sink is not None and self._statuses is not None, "registry not bound"
             await adapter.start(self._sink, self._statuses)
             self._adapters[channel_id] = adapter
             return adapter
 
-    def _build(self, channel: t.Channel) -> ChannelAdapter:
-        kind = ChannelKind(channel.kind)
-        factory = self._factories.get(kind)
+    def _build(self, info: ChannelInfo) -> ChannelAdapter:
+        factory = self._factories.get(info.kind)
         if factory is None:
-            return UnavailableChannel(kind, f"no adapter for {kind} channels is installed")
-        return factory(channel)
+            return UnavailableChannel(info.kind, f"no adapter for {info.kind} channels is installed")
+        deps = AdapterDeps(DbStateStore(self._db, info.id), self._media, self._public_url, self._clock)
+        return factory(info, deps)
 
     async def start_all(self) -> None:
         async with self._db.read() as session:
@@ -78,5 +135,5 @@ class AdapterRegistry:
 
 
 def default_factories() -> dict[ChannelKind, AdapterFactory]:
-    """Adapters by kind. Channel issues add theirs here."""
-    return {ChannelKind.LOOPBACK: lambda channel: LoopbackChannel(channel.id)}
+    """Adapters by kind. Each channel package adds its factory here."""
+    return {ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id)}

@@ -14,6 +14,7 @@ from gateway.api.errors import error_middleware
 from gateway.api.spec import openapi_document, register
 from gateway.container import Container
 from gateway.stream import stream
+from gateway.webhooks import add_routes as add_webhook_routes
 
 API_PREFIX = "/api/v1"
 STATIC = Path(__file__).parent / "static"
@@ -32,6 +33,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/healthz", _healthz)
+    add_webhook_routes(app)
     if manage_container:
         app.cleanup_ctx.append(_lifecycle)
     return app

@@ -70,7 +70,13 @@ def build(
     media = MediaStore(settings.data_dir.resolve() / "media")
     bus = EventBus(db)
     jobs = InProcessJobs(concurrency=settings.job_concurrency)
-    adapters = AdapterRegistry(db, factories if factories is not None else default_factories())
+    adapters = AdapterRegistry(
+        db,
+        factories if factories is not None else default_factories(),
+        media,
+        settings.effective_public_url(),
+        clock,
+    )
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     outbox = Outbox(db, jobs, adapters.get, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)

@@ -201,6 +201,33 @@ class InvalidWebhook(Exception):
     """A webhook that failed verification or could not be parsed; nothing was stored."""
 
 
+class ChannelInfo(BaseModel):
+    """A channel row as adapters see it (they never touch the tables)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    account_id: int
+    inbox_id: int
+    kind: ChannelKind
+    name: str
+    config: Mapping[str, Any]
+
+
+class StateStore(Protocol):
+    """Small durable state for an adapter (polling offsets, IMAP UIDs), kept in the database."""
+
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def set(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+class MediaSink(Protocol):
+    """Stores fetched media content-addressed; returns the key to put on ``Attachment.media_key``."""
+
+    async def put(self, data: bytes) -> str: ...
+
+
 InboundSink = Callable[[InboundMessage], Awaitable[ReceiveResult]]
 StatusSink = Callable[[DeliveryUpdate], Awaitable[bool]]
 
