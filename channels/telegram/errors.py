@@ -8,6 +8,7 @@ PTB maps HTTP answers in ``telegram.request.BaseRequest._request_wrapper``: ``pa
 from __future__ import annotations
 
 import logging
+import warnings
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -20,13 +21,17 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
+from telegram.warnings import PTBDeprecationWarning
 
 from inbox.model import ChannelError, PermanentChannelError, Reason, TransientChannelError
 
 
 def retry_seconds(exc: RetryAfter) -> float:
     """``RetryAfter.retry_after`` is an int, or a timedelta with PTB_TIMEDELTA=true: handle both."""
-    value: int | timedelta = exc.retry_after
+    with warnings.catch_warnings():
+        # PTB 22.2+ warns that the int form goes away; both forms are handled here.
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: int | timedelta = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 

@@ -67,6 +67,7 @@ class Call:
     params: dict[str, Any]
     files: dict[str, bytes]
     answer: Any = None  # the result, or the ApiError raised
+    finished: bool = False  # answered (long polls are seen when they arrive, answered later)
 
 
 @dataclass
@@ -180,6 +181,7 @@ class FakeBotApi:
             return web.json_response(ApiError(401, "Unauthorized").body(), status=401)
         params, files = await _read_params(request)
         call = Call(method, params, files)
+        await self._record(call)
         failures = self.script.get(method)
         try:
             if failures:
@@ -211,7 +213,8 @@ class FakeBotApi:
             call.answer = exc
             return web.json_response(exc.body(), status=exc.status)
         finally:
-            await self._record(call)
+            call.finished = True
+            await self._record(call, new=False)
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
@@ -222,9 +225,10 @@ class FakeBotApi:
                 return web.Response(body=stored.data, content_type="application/octet-stream")
         return web.Response(status=404)
 
-    async def _record(self, call: Call) -> None:
+    async def _record(self, call: Call, new: bool = True) -> None:
         async with self._changed:
-            self.calls.append(call)
+            if new:
+                self.calls.append(call)
             self._changed.notify_all()
 
     # -- waiting (tests wait on what happened, never on time) --------------------------------------
@@ -235,15 +239,17 @@ class FakeBotApi:
         match: Callable[[Call], bool] = lambda c: True,
         *,
         after: int = 0,
+        answered: bool = True,
         timeout: float = 10,
     ) -> Call:
-        """The first call of ``method`` at index >= ``after`` that matches, waiting for it to happen."""
+        """The first call of ``method`` at index >= ``after`` that matches, waiting for it to happen
+        (and, with ``answered``, for the fake's answer; a long poll is answered only when it ends)."""
 
         async def find() -> Call:
             async with self._changed:
                 while True:
                     for call in self.calls[after:]:
-                        if call.method == method and match(call):
+                        if call.method == method and (call.finished or not answered) and match(call):
                             return call
                     await self._changed.wait()
 
