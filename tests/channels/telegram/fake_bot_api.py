@@ -127,7 +127,8 @@ class FakeBotApi:
     blocked: set[int] = field(default_factory=set)
     files: dict[str, StoredFile] = field(default_factory=dict)
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
-    script: dict[str, list[Failure]] = field(default_factory=dict)
+    # Scripted answers per method, in order; None lets that call through normally.
+    script: dict[str, list[Failure | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(900_000_001)
@@ -135,6 +136,7 @@ class FakeBotApi:
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._changed = asyncio.Condition()
         self._poll_generation = 0
+        self._kicks = 0
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.url = ""
@@ -184,8 +186,8 @@ class FakeBotApi:
         await self._record(call)
         failures = self.script.get(method)
         try:
-            if failures:
-                failure = failures.pop(0)
+            failure = failures.pop(0) if failures else None
+            if failure is not None:
                 if failure.drop:
                     assert request.transport is not None
                     request.transport.close()
@@ -258,7 +260,17 @@ class FakeBotApi:
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
-    def fail_next(self, method: str, *failures: Failure) -> None:
+    async def end_long_polls(self) -> None:
+        """Answer waiting getUpdates calls now (empty), as when their timeout runs out."""
+        async with self._changed:
+            self._kicks += 1
+            self._changed.notify_all()
+
+    def set_webhook_elsewhere(self, url: str) -> None:
+        """Someone else (another deployment, a script) set a webhook for this bot."""
+        self.webhook = Webhook(url, None, None)
+
+    def fail_next(self, method: str, *failures: Failure | None) -> None:
         self.script.setdefault(method, []).extend(failures)
 
     # -- playing users -----------------------------------------------------------------------------
@@ -436,11 +448,18 @@ class FakeBotApi:
                 # An offset confirms every update before it: Telegram forgets them.
                 self.pending = [u for u in self.pending if u["update_id"] >= offset]
             try:
+                kicks = self._kicks
                 await asyncio.wait_for(
-                    self._changed.wait_for(lambda: bool(self.pending) or generation != self._poll_generation),
+                    self._changed.wait_for(
+                        lambda: (
+                            bool(self.pending) or generation != self._poll_generation or kicks != self._kicks
+                        )
+                    ),
                     timeout,
                 )
             except TimeoutError:
+                return []
+            if kicks != self._kicks and not self.pending:
                 return []
             if generation != self._poll_generation:
                 # A newer getUpdates arrived: Telegram ends the older one with a conflict.
