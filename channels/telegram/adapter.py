@@ -188,6 +188,14 @@ class TelegramAdapter:
                 return
             except RetryAfter as exc:
                 await self._sleep(retry_seconds(exc))
+            except BadRequest as exc:  # e.g. not an https URL: a settings problem, retrying will not help
+                _LOGGER.error(
+                    "telegram channel %s: Telegram refused the webhook %s (%s)",
+                    self.channel_id,
+                    self.webhook_url,
+                    self._redact(exc.message),
+                )
+                return
             except TelegramError as exc:
                 _LOGGER.warning(
                     "telegram channel %s: setWebhook failed (%s); retrying in %.1fs",
@@ -298,7 +306,14 @@ class TelegramAdapter:
     # -- inbound -----------------------------------------------------------------------------------
 
     async def _ingest(self, update: Update, raw: dict[str, Any]) -> None:
-        parsed = parse_update(self.channel_id, update, raw)
+        try:
+            parsed = parse_update(self.channel_id, update, raw)
+        except Exception:
+            # Parsing is deterministic: retrying would stall the channel on this update for ever.
+            _LOGGER.exception(
+                "telegram channel %s: update %s not understood, skipped", self.channel_id, update.update_id
+            )
+            return
         if parsed is None:
             return
         assert self._sink is not None and self._bot is not None

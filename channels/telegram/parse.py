@@ -63,6 +63,8 @@ def _from_message(
         return None  # channel posts and other bots' messages are not conversations with a contact
     content_type, files = _content(msg)
     text = msg.text if msg.text is not None else msg.caption
+    if msg.location is not None and text is None:
+        text = f"{msg.location.latitude}, {msg.location.longitude}"
     if content_type is None and text is None:
         return None  # service message: someone joined, a title changed, a pin...
     own_id = provider_id(msg.chat.id, msg.message_id)
