@@ -261,8 +261,8 @@ class TelegramAdapter:
                         await self._ingest(update, update.to_dict())
                         # Only now is the update ours: move past it durably (Telegram forgets it once
                         # a later getUpdates carries this offset).
+                        await self._state.set(OFFSET_KEY, {"offset": update.update_id + 1})
                         offset = update.update_id + 1
-                        await self._state.set(OFFSET_KEY, {"offset": offset})
                     delay = self.config.reconnect_delay
                     continue
                 except InvalidToken:
@@ -375,7 +375,10 @@ class TelegramAdapter:
                 sent = await steps[index](bot, markup if last else None)
                 done.append(provider_id(sent.chat.id, sent.message_id))
         except TelegramError as exc:
-            raise map_send_error(exc, chat_id, self._redact) from None
+            error = map_send_error(exc, chat_id, self._redact)
+            if isinstance(error, PermanentChannelError):
+                del self._progress[message.message_id]  # the outbox will not try this message again
+            raise error from None
         del self._progress[message.message_id]
         # The last part carries the buttons, so a press on them finds this message (parse.references).
         return SendResult(provider_message_id=done[-1])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from channels.telegram import TelegramAdapter
 from inbox.model import Attachment
 from inbox.outbox import Draft
 from tests.channels.telegram.fake_bot_api import Failure, FakeBotApi, fixture
@@ -162,3 +163,32 @@ def _error(name: str) -> dict:
         "description": body["description"],
         "parameters": body.get("parameters"),
     }
+
+
+async def test_a_crash_between_storing_and_moving_the_offset_repeats_nothing(
+    tmp_path: Path, bot_api: FakeBotApi
+):
+    tg = await telegram_gateway(tmp_path, bot_api, "polling")
+    try:
+        adapter = await tg.gw.container.adapters.get(tg.channel_id)
+        assert isinstance(adapter, TelegramAdapter)
+        real_set = adapter._state.set
+        failures = ["database went away"]
+
+        async def flaky_set(key, value):
+            if failures:
+                raise ConnectionError(failures.pop())
+            await real_set(key, value)
+
+        adapter._state.set = flaky_set  # type: ignore[method-assign]
+        ann = bot_api.user(111, "Ann")
+        update = await bot_api.user_sends(ann, "only once, please")
+        stored = await tg.stored("only once, please")
+        # The offset did not move, so Telegram handed the update out again; the inbox kept one copy.
+        await bot_api.user_sends(ann, "next")
+        await tg.stored("next")
+        assert bot_api.handed_out[update["update_id"]] == 2
+        texts = [m["text"] for m in await tg.messages(stored["conversation_id"])]
+        assert texts == ["only once, please", "next"]
+    finally:
+        await tg.close()
