@@ -48,7 +48,6 @@ from inbox.model import (
     SendResult,
     StateStore,
     StatusSink,
-    TransientChannelError,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -448,4 +447,4 @@ def callback_data(label: str) -> str:
     return label.encode()[:MAX_CALLBACK_DATA].decode(errors="ignore") or "-"
 
 
-__all__ = ["MediaReader", "TelegramAdapter", "TransientChannelError"]
+__all__ = ["MediaReader", "TelegramAdapter"]
