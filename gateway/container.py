@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
+from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -80,4 +81,7 @@ def build(
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     outbox = Outbox(db, jobs, adapters.get, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
+    # A contact who blocked the bot is marked on the failed send and unmarked when they write again.
+    outbox.failure_hooks.append(MarkBlocked(clock))
+    pipeline.hooks.append(clear_blocked)
     return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox)

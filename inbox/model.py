@@ -125,6 +125,11 @@ class InboundMessage(BaseModel):
     received_at: datetime | None = None
     content_type: str = "text"  # text, image, location, interactive, unsupported, ...
     raw: Mapping[str, Any] = Field(default_factory=dict)
+    # The provider id of an earlier message this one edits (Telegram edited_message): the pipeline
+    # rewrites that message's text and keeps the old text in its edit history.
+    edit_of: str | None = None
+    # Provider profile details to keep on the contact (e.g. telegram_username); newest wins.
+    contact_attributes: Mapping[str, Any] = Field(default_factory=dict)
 
 
 class DeliveryUpdate(BaseModel):
