@@ -1,0 +1,192 @@
+"""The website chat in a real browser (Debian's Chromium) against a running gateway.
+
+A visitor opens the demo page and writes; the agent (REST API + live stream) sees it, types, reads and
+answers; the visitor sees all of it. A reload keeps the history; a dropped socket loses nothing and
+doubles nothing. Screenshots go to test-artifacts/webchat/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, WebSocketRoute, expect
+
+from tests.harness import Gateway, start_gateway
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "webchat"
+CHAT = "[data-switchboard-chat]"  # the widget's host; Playwright's CSS pierces its open shadow root
+
+
+@pytest.fixture
+async def gw(tmp_path: Path):
+    gateway = await start_gateway(tmp_path)
+    yield gateway
+    await gateway.close()
+
+
+def incoming(text: str):
+    def match(e: dict[str, Any]) -> bool:
+        return (
+            e["type"] == "message.created"
+            and e["data"]["message"]["kind"] == "incoming"
+            and e["data"]["message"]["text"] == text
+        )
+
+    return match
+
+
+async def open_widget(page: Page, gw: Gateway) -> None:
+    await page.goto(f"{gw.base_url}/demo/")
+    await page.locator(f"{CHAT} .launcher").click()
+    await expect(page.locator(f"{CHAT} .panel")).to_be_visible()
+
+
+async def write(page: Page, text: str) -> None:
+    box = page.locator(f"{CHAT} textarea")
+    await box.fill(text)
+    await box.press("Enter")
+
+
+async def test_visitor_and_agent_talk_live_with_typing_and_read_receipts(gw: Gateway, page: Page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    status, _ = await gw.api("PUT", "/users/me/availability", json_body={"availability": "online"})
+    assert status == 200
+    stream = await gw.stream()
+    await stream.ready()
+
+    await open_widget(page, gw)
+    await expect(page.locator(f"{CHAT} .presence-text")).to_have_text("Online")
+    await expect(page.locator(f"{CHAT} .notice")).to_be_hidden()
+
+    # The visitor types: the agent's stream hears it once a conversation exists, so write first.
+    await write(page, "Hi! Is order 1234 shipped? https://shop.example/orders/1234")
+    created = await stream.next(incoming("Hi! Is order 1234 shipped? https://shop.example/orders/1234"))
+    conversation_id = created["conversation_id"]
+    visitor_row = page.locator(f"{CHAT} .row.visitor").last
+    await expect(visitor_row.locator(".meta")).to_have_text("Sent")
+    link = visitor_row.locator("a")
+    await expect(link).to_have_attribute("href", "https://shop.example/orders/1234")
+    await expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+
+    await page.locator(f"{CHAT} textarea").press_sequentially("still th")
+    typing = await stream.next(lambda e: e["type"] == "conversation.typing")
+    assert typing["conversation_id"] == conversation_id and typing["data"]["typing"] is True
+    assert typing["data"]["who"] == "contact"
+
+    # The page URL, language and user agent are on the contact for the agent to see.
+    status, conv = await gw.api("GET", f"/conversations/{conversation_id}")
+    status, contact = await gw.api("GET", f"/contacts/{conv['contact_id']}")
+    seen = contact["attributes"]["webchat"]
+    assert seen["page_url"] == f"{gw.base_url}/demo/"
+    assert seen["language"] and "Chrome" in seen["user_agent"]
+
+    # The agent types, then reads: the visitor sees both.
+    status, body = await gw.api("POST", f"/conversations/{conversation_id}/typing", json_body={"typing": True})
+    assert status == 200 and body["delivered"] == 1
+    await expect(page.locator(f"{CHAT} .typing")).to_have_text("Ada is typing…")
+    status, body = await gw.api("POST", f"/conversations/{conversation_id}/read", json_body={})
+    assert status == 200 and body["up_to"] == created["data"]["message"]["id"]
+    await expect(visitor_row.locator(".meta")).to_have_text("Seen")
+
+    # The agent answers; the visitor sees it with the agent's name, and the agent sees it was read.
+    status, reply = await gw.api(
+        "POST", f"/conversations/{conversation_id}/messages", json_body={"text": "Yes, it left today."}
+    )
+    assert status == 201
+    agent_row = page.locator(f"{CHAT} .row.agent")
+    await expect(agent_row.locator(".bubble")).to_have_text("Yes, it left today.")
+    await expect(agent_row.locator(".agent-name")).to_have_text("Ada")
+    await expect(page.locator(f"{CHAT} .typing")).to_have_text("")
+    read = await stream.next(
+        lambda e: e["type"] == "message.updated"
+        and e["data"]["message"]["id"] == reply["id"]
+        and e["data"]["message"]["status"] == "read"
+    )
+    assert read["conversation_id"] == conversation_id
+    await page.screenshot(path=ARTIFACTS / "conversation.png")
+
+    # A reload keeps the history, in order, once.
+    await page.reload()
+    await page.locator(f"{CHAT} .panel").wait_for(state="visible")  # it stays open across reloads
+    bubbles = page.locator(f"{CHAT} .row[data-id] .bubble")
+    await expect(bubbles).to_have_text(
+        ["Hi! Is order 1234 shipped? https://shop.example/orders/1234", "Yes, it left today."]
+    )
+    await expect(page.locator(f"{CHAT} .row.visitor .meta")).to_have_text("Seen")
+
+    # A new tab of the same browser is the same visitor, in the same conversation.
+    second = await page.context.new_page()
+    await second.goto(f"{gw.base_url}/demo/")
+    await expect(second.locator(f"{CHAT} .row[data-id] .bubble")).to_have_count(2)
+    await second.close()
+
+
+async def test_a_dropped_socket_loses_nothing_and_doubles_nothing(gw: Gateway, page: Page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    links: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+    mode = {"state": "pass"}  # pass | swallow_acks | refuse
+
+    async def route(ws: WebSocketRoute) -> None:
+        if mode["state"] == "refuse":
+            await ws.close(code=4001, reason="test: network down")
+            return
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            # Swallowing acks plays a connection that died after the server stored a message but
+            # before the widget heard so: the widget must re-send, the server must store it once.
+            if mode["state"] == "swallow_acks" and isinstance(message, str) and '"type": "ack"' in message:
+                return
+            ws.send(message)
+
+        server.on_message(to_page)
+        ws.on_message(lambda message: server.send(message))
+        links.append((ws, server))
+
+    await page.route_web_socket("**/webchat/*/ws*", route)
+    stream = await gw.stream()
+    await stream.ready()
+    await open_widget(page, gw)
+    await write(page, "first")
+    created = await stream.next(incoming("first"))
+    conversation_id = created["conversation_id"]
+    await expect(page.locator(f"{CHAT} .row.visitor .meta")).to_have_text("Sent")
+
+    # The server stores the next message but the ack never reaches the page; then the link drops.
+    mode["state"] = "swallow_acks"
+    await write(page, "second, acked too late")
+    await stream.next(incoming("second, acked too late"))
+    await expect(page.locator(f"{CHAT} .row.visitor .meta").last).to_have_text("Sending…")
+    mode["state"] = "refuse"
+    page_side, server_side = links[-1]
+    await server_side.close()
+    await page_side.close(code=4001, reason="test: network down")
+    await expect(page.locator(f"{CHAT} .presence-text")).to_have_text("Reconnecting…")
+
+    # While it is down: the agent answers, and the visitor types a message that waits in the widget.
+    status, reply = await gw.api(
+        "POST", f"/conversations/{conversation_id}/messages", json_body={"text": "Answer while you were away"}
+    )
+    assert status == 201
+    await stream.next(
+        lambda e: e["type"] == "message.updated"
+        and e["data"]["message"]["id"] == reply["id"]
+        and e["data"]["message"]["status"] == "sent"
+    )
+    await write(page, "third, typed offline")
+    await page.screenshot(path=ARTIFACTS / "offline.png")
+
+    # The network comes back: the widget resumes from its last id and re-sends what was not acked.
+    mode["state"] = "pass"
+    await stream.next(incoming("third, typed offline"))
+    bubbles = page.locator(f"{CHAT} .row .bubble")
+    expected = ["first", "second, acked too late", "Answer while you were away", "third, typed offline"]
+    await expect(page.locator(f"{CHAT} .row[data-id] .bubble")).to_have_text(expected, timeout=15_000)
+    await expect(page.locator(f"{CHAT} .row.visitor .meta")).to_have_text(["Sent", "Sent", "Sent"])
+    await expect(bubbles).to_have_count(5)  # the welcome line plus the four, nothing twice
+    await page.screenshot(path=ARTIFACTS / "resumed.png")
+
+    status, messages = await gw.api("GET", f"/conversations/{conversation_id}/messages")
+    assert [m["text"] for m in messages["items"]] == expected
