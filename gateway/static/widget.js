@@ -128,7 +128,7 @@
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
     ".error{color:#b3261e;font-size:12px;padding:0 12px 6px;background:#fff}",
     "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;max-height:100%;border-radius:0}",
-    ".launcher{right:14px;bottom:14px}}"
+    ".launcher{right:14px;bottom:14px}.panel:not([hidden])~.launcher{display:none}}"
   ].join("\n");
 
   var launcher = el("button", { "class": "launcher", type: "button", "aria-label": "Open chat",
@@ -151,7 +151,8 @@
   var errorLine = el("div", { "class": "error", role: "alert", hidden: "" });
   var input = el("textarea", { "aria-label": "Message", placeholder: "Write a message…", rows: "1" });
   var fileInput = el("input", { type: "file", "class": "sr", tabindex: "-1", "aria-hidden": "true" });
-  var attachBtn = el("button", { "class": "btn icon", type: "button", "aria-label": "Attach a file", text: "📎" });
+  var attachBtn = el("button", { "class": "btn icon", type: "button", "aria-label": "Attach a file" });
+  attachBtn.innerHTML = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="currentColor" d="M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5H9v9a3 3 0 0 0 6 0V5a4.5 4.5 0 0 0-9 0v11.5a6 6 0 0 0 12 0v-10z"/></svg>';
   var sendBtn = el("button", { "class": "btn", type: "submit", text: "Send" });
   var composer = el("form", { "class": "composer" }, [attachBtn, fileInput, input, sendBtn]);
   var panel = el("section", { "class": "panel", id: "sb-panel", role: "dialog", "aria-labelledby": "sb-title", hidden: "" }, [
@@ -200,7 +201,7 @@
         bubble.appendChild(el("img", { src: url, alt: a.filename || "image", loading: "lazy" }));
       } else {
         var link = el("a", { href: url, target: "_blank", rel: "noopener noreferrer", download: "" });
-        link.textContent = "📄 " + (a.filename || "file");
+        link.textContent = "File: " + (a.filename || "file");
         bubble.appendChild(link);
       }
     });

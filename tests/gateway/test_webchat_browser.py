@@ -83,7 +83,9 @@ async def test_visitor_and_agent_talk_live_with_typing_and_read_receipts(gw: Gat
     assert seen["language"] and "Chrome" in seen["user_agent"]
 
     # The agent types, then reads: the visitor sees both.
-    status, body = await gw.api("POST", f"/conversations/{conversation_id}/typing", json_body={"typing": True})
+    status, body = await gw.api(
+        "POST", f"/conversations/{conversation_id}/typing", json_body={"typing": True}
+    )
     assert status == 200 and body["delivered"] == 1
     await expect(page.locator(f"{CHAT} .typing")).to_have_text("Ada is typing…")
     status, body = await gw.api("POST", f"/conversations/{conversation_id}/read", json_body={})
@@ -100,9 +102,11 @@ async def test_visitor_and_agent_talk_live_with_typing_and_read_receipts(gw: Gat
     await expect(agent_row.locator(".agent-name")).to_have_text("Ada")
     await expect(page.locator(f"{CHAT} .typing")).to_have_text("")
     read = await stream.next(
-        lambda e: e["type"] == "message.updated"
-        and e["data"]["message"]["id"] == reply["id"]
-        and e["data"]["message"]["status"] == "read"
+        lambda e: (
+            e["type"] == "message.updated"
+            and e["data"]["message"]["id"] == reply["id"]
+            and e["data"]["message"]["status"] == "read"
+        )
     )
     assert read["conversation_id"] == conversation_id
     await page.screenshot(path=ARTIFACTS / "conversation.png")
@@ -171,9 +175,11 @@ async def test_a_dropped_socket_loses_nothing_and_doubles_nothing(gw: Gateway, p
     )
     assert status == 201
     await stream.next(
-        lambda e: e["type"] == "message.updated"
-        and e["data"]["message"]["id"] == reply["id"]
-        and e["data"]["message"]["status"] == "sent"
+        lambda e: (
+            e["type"] == "message.updated"
+            and e["data"]["message"]["id"] == reply["id"]
+            and e["data"]["message"]["status"] == "sent"
+        )
     )
     await write(page, "third, typed offline")
     await page.screenshot(path=ARTIFACTS / "offline.png")
@@ -190,3 +196,47 @@ async def test_a_dropped_socket_loses_nothing_and_doubles_nothing(gw: Gateway, p
 
     status, messages = await gw.api("GET", f"/conversations/{conversation_id}/messages")
     assert [m["text"] for m in messages["items"]] == expected
+
+
+async def test_the_widget_works_by_keyboard_on_a_phone_and_leaks_no_globals(gw: Gateway, page: Page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.set_viewport_size({"width": 375, "height": 667})
+    await page.goto(f"{gw.base_url}/demo/")
+    launcher = page.locator(f"{CHAT} .launcher")
+    await expect(launcher).to_have_attribute("aria-expanded", "false")
+    # Offline (no agent online): the widget says so and asks for an email.
+    await launcher.focus()
+    await page.keyboard.press("Enter")
+    panel = page.locator(f"{CHAT} .panel")
+    await expect(panel).to_be_visible()
+    await expect(page.locator(f"{CHAT} textarea")).to_be_focused()
+    await expect(page.locator(f"{CHAT} .notice")).to_contain_text("Leave your email")
+    box = await panel.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375 and box["height"] <= 667
+    await page.keyboard.type("Sent from the keyboard")
+    await page.keyboard.press("Enter")
+    await expect(page.locator(f"{CHAT} .row.visitor .meta")).to_have_text("Sent")
+    await page.screenshot(path=ARTIFACTS / "phone.png")
+    await page.keyboard.press("Escape")
+    await expect(panel).to_be_hidden()
+    await expect(launcher).to_be_focused()
+
+    leaked = await page.evaluate(
+        """() => {
+            const frame = document.createElement('iframe');
+            document.body.appendChild(frame);
+            const clean = new Set(Object.keys(frame.contentWindow));
+            const extra = Object.keys(window).filter(k => !clean.has(k) && !/^\\d+$/.test(k));
+            frame.remove();
+            return extra;
+        }"""
+    )
+    assert leaked == []
+    # Untrusted text is shown as text: markup in a message stays inert.
+    await page.keyboard.press("Enter")
+    await page.locator(f"{CHAT} textarea").fill('<img src=x onerror="window.pwned=1">')
+    await page.locator(f"{CHAT} textarea").press("Enter")
+    await expect(page.locator(f"{CHAT} .row.visitor .bubble").last).to_have_text(
+        '<img src=x onerror="window.pwned=1">'
+    )
+    assert await page.evaluate("() => window.pwned === undefined && !document.querySelector('img[src=x]')")
