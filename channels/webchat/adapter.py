@@ -269,6 +269,13 @@ def _content_type(attachment: Attachment | None) -> str:
     return "image" if attachment.content_type.startswith("image/") else "file"
 
 
-def create(info: ChannelInfo, deps: Any) -> WebchatAdapter:
-    """The factory gateway/adapters.py registers (``deps`` is its AdapterDeps; we need the clock)."""
+class HasClock(Protocol):
+    """The part of the gateway's AdapterDeps this adapter uses."""
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
+def create(info: ChannelInfo, deps: HasClock) -> WebchatAdapter:
+    """The factory gateway/adapters.py registers."""
     return WebchatAdapter(info, deps.clock)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -60,7 +60,7 @@ def media_signature(secret: str, key: str, content_type: str) -> str:
 class Renderer:
     """Turns stored messages into the frames the widget shows, with agent names and media links."""
 
-    def __init__(self, token: str, secret: str, reply_id: Any) -> None:
+    def __init__(self, token: str, secret: str, reply_id: Callable[[int, str], str]) -> None:
         self._token = token
         self._secret = secret
         self._reply_id = reply_id  # adapter.reply_id: binds a reply's id to its visitor
