@@ -17,11 +17,9 @@ from channels.webchat.adapter import WebchatAdapter
 from gateway.api.context import container_of, path_id, user_of
 from gateway.api.conversations import visible_conversation
 from gateway.api.spec import ApiRoutes
-from gateway.container import Container
-from gateway.webchat import store
 from inbox import tables as t
 from inbox.events import record_event
-from inbox.model import ChannelKind, MessageKind
+from inbox.model import MessageKind
 from inbox.views import UserView
 
 api = ApiRoutes()
@@ -45,12 +43,31 @@ class TypingResult(BaseModel):
 async def agent_typing(request: web.Request, body: TypingBody) -> TypingResult:
     user = user_of(request)
     c = container_of(request)
-    async with c.db.read() as session:
+    name = (user.name.split() or ["Support"])[0][:40]
+    async with c.db.write() as session:
         conversation = await visible_conversation(session, user, path_id(request))
+        # On the log too: other agents see who is answering, and visitor sockets served by other
+        # gateway processes hear it.
+        await record_event(
+            session,
+            "conversation.typing",
+            account_id=conversation.account_id,
+            now=c.clock(),
+            inbox_id=conversation.inbox_id,
+            conversation_id=conversation.id,
+            payload={
+                "conversation_id": conversation.id,
+                "channel_id": conversation.channel_id,
+                "who": "agent",
+                "user_id": user.id,
+                "name": name,
+                "typing": body.typing,
+            },
+        )
     adapter = await c.adapters.get(conversation.channel_id)
     if not isinstance(adapter, WebchatAdapter):
         return TypingResult(delivered=0)
-    frame = {"type": "typing", "typing": body.typing, "name": (user.name.split() or ["Support"])[0]}
+    frame = {"type": "typing", "typing": body.typing, "name": name}
     return TypingResult(delivered=await adapter.push(conversation.recipient, frame))
 
 
@@ -94,7 +111,12 @@ async def agent_read(request: web.Request, body: ReadBody) -> ReadResult:
             now=now,
             inbox_id=conversation.inbox_id,
             conversation_id=conversation.id,
-            payload={"conversation_id": conversation.id, "up_to": up_to, "user_id": user.id},
+            payload={
+                "conversation_id": conversation.id,
+                "channel_id": conversation.channel_id,
+                "up_to": up_to,
+                "user_id": user.id,
+            },
         )
         channel_id, recipient = conversation.channel_id, conversation.recipient
     adapter = await c.adapters.get(channel_id)
@@ -130,22 +152,5 @@ async def set_availability(request: web.Request, body: AvailabilityBody) -> User
             payload={"user_id": row.id, "availability": body.availability},
         )
         view = UserView.of(row)
-    await announce_presence(c, user.account_id)
+    # Visitor sockets follow the event log and tell their widgets the new presence.
     return view
-
-
-async def announce_presence(c: Container, account_id: int) -> None:
-    """Tell every connected visitor of the account's chats the current presence."""
-    async with c.db.read() as session:
-        channels = list(
-            await session.scalars(
-                select(t.Channel).where(
-                    t.Channel.account_id == account_id, t.Channel.kind == ChannelKind.WEBCHAT
-                )
-            )
-        )
-        for channel in channels:
-            adapter = await c.adapters.get(channel.id)
-            if isinstance(adapter, WebchatAdapter):
-                presence = await store.presence(session, channel, adapter.config, c.clock())
-                await adapter.broadcast({"type": "presence", "presence": presence})

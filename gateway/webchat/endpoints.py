@@ -166,7 +166,12 @@ class _MessageFrame(BaseModel):
 
 
 class _Socket:
-    """One widget tab. Everything written to it goes through one queue and one writer task."""
+    """One widget tab. Everything written to it goes through one queue and one writer task.
+
+    Frames come from this process's adapter (the fast path) and from the event log (``_follow``), so a
+    reply sent by a worker in another process, or a read marker set there, still arrives; both paths
+    carry message ids and the writer sends each message once.
+    """
 
     def __init__(self, ws: web.WebSocketResponse, chat: _Chat, visitor: Visitor) -> None:
         self.ws = ws
@@ -177,6 +182,10 @@ class _Socket:
         self.last_typing = 0.0
         self.typing = False
         self._writer: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
+        # Subscribed before the history is read, so nothing committed in between is missed.
+        self._subscription = chat.c.bus.subscribe(chat.channel.account_id)
+        self._mine: dict[int, bool] = {}  # conversation id -> is it this visitor's
 
     async def deliver(self, frame: Mapping[str, Any]) -> None:
         """Called by the adapter (replies, typing, presence) and by the reader (acks, echoes)."""
@@ -188,12 +197,79 @@ class _Socket:
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name="webchat-writer")
+        self._follower = asyncio.create_task(self._follow(), name="webchat-follower")
 
     async def stop(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-                await self._writer
+        self.chat.c.bus.unsubscribe(self._subscription)
+        for task in (self._follower, self._writer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+                    await task
+
+    async def _follow(self) -> None:
+        sub = self._subscription
+        while True:
+            get = asyncio.ensure_future(sub.queue.get())
+            behind = asyncio.ensure_future(sub.overflowed.wait())
+            try:
+                done, _ = await asyncio.wait({get, behind}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Cancelling a finished future is a no-op; this only stops the one still waiting (or
+                # both, when the task itself is cancelled).
+                get.cancel()
+                behind.cancel()
+            if get not in done:
+                await self.ws.close(code=4000, message=b"fell behind; reconnect with after=")
+                return
+            try:
+                await self._on_event(get.result())
+            except Exception:  # one odd event must not end the visitor's live updates
+                _LOGGER.exception("webchat %s: failed to follow an event", self.chat.channel.id)
+
+    async def _on_event(self, event: Mapping[str, Any]) -> None:
+        kind, data = event["type"], event.get("data") or {}
+        if kind == "user.availability":
+            async with self.chat.c.db.read() as session:
+                presence = await store.presence(
+                    session, self.chat.channel, self.chat.adapter.config, self.chat.c.clock()
+                )
+            await self.deliver({"type": "presence", "presence": presence})
+            return
+        conversation_id = event.get("conversation_id")
+        if conversation_id is None or not await self._is_mine(int(conversation_id), data):
+            return
+        message = data.get("message") or {}
+        if kind == "message.created" and message.get("kind") == "incoming":
+            await self.deliver({"type": "message", "id": message["id"]})  # another tab's message
+        elif (
+            kind == "message.updated"
+            and message.get("kind") == "outgoing"
+            and message.get("status") in ("sent", "delivered", "read")
+        ):
+            await self.deliver({"type": "message", "id": message["id"]})  # a reply, once it went out
+        elif kind == "conversation.read":
+            await self.deliver({"type": "read", "up_to": data.get("up_to", 0)})
+        elif kind == "conversation.typing" and data.get("who") == "agent":
+            await self.deliver(
+                {"type": "typing", "typing": bool(data.get("typing")), "name": data.get("name")}
+            )
+
+    async def _is_mine(self, conversation_id: int, data: Mapping[str, Any]) -> bool:
+        if conversation_id in self._mine:
+            return self._mine[conversation_id]
+        channel_id = (data.get("message") or {}).get("channel_id") or data.get("channel_id")
+        if channel_id is not None and channel_id != self.chat.channel.id:
+            return False  # another channel's conversation: no need to ask the database
+        async with self.chat.c.db.read() as session:
+            conversation = await session.get(t.Conversation, conversation_id)
+            mine = (
+                conversation is not None
+                and conversation.channel_id == self.chat.channel.id
+                and conversation.thread_key == self.visitor.address
+            )
+        self._mine[conversation_id] = mine
+        return mine
 
     async def send_now(self, frame: Mapping[str, Any]) -> None:
         if frame.get("type") == "message":
@@ -381,7 +457,12 @@ async def _visitor_typing(sock: _Socket, typing: bool) -> None:
             now=chat.c.clock(),
             inbox_id=conversation.inbox_id,
             conversation_id=conversation.id,
-            payload={"conversation_id": conversation.id, "who": "contact", "typing": typing},
+            payload={
+                "conversation_id": conversation.id,
+                "channel_id": conversation.channel_id,
+                "who": "contact",
+                "typing": typing,
+            },
         )
 
 

@@ -346,3 +346,33 @@ async def test_chat_flows_pick_greeting_bot_or_live_by_page_and_are_recorded(gw:
     status, contact = await gw.api("GET", f"/contacts/{conv['contact_id']}")
     recorded = contact["attributes"]["webchat"]
     assert recorded == {**{k: v for k, v in context.items() if k != "evil"}, "verified": False}
+
+
+async def test_replies_receipts_and_other_tabs_arrive_through_the_event_log_too(gw: Gateway):
+    """As if replies were sent by a worker in another process: this process's sockets never get a push."""
+    tab1 = await connect(gw, key=KEY_A)
+    ack = await tab1.say("c1", "hello from tab one")
+    adapter = await gw.container.adapters.get(gw.channel_id)  # type: ignore[attr-defined]
+
+    async def elsewhere(address: str, frame: Any) -> int:
+        return 0
+
+    adapter.push = elsewhere  # type: ignore[attr-defined]
+    tab2 = await connect(gw, key=KEY_A)
+    [first] = [f for f in tab2.frames if f["type"] == "message"]
+    conversation_id = first["conversation_id"]
+
+    await tab1.say("c2", "and again")
+    assert (await tab2.next("message"))["text"] == "and again"
+    await gw.api("POST", f"/conversations/{conversation_id}/typing", json_body={"typing": True})
+    assert (await tab2.next("typing")) == {"type": "typing", "typing": True, "name": "Ada"}
+    status, read = await gw.api("POST", f"/conversations/{conversation_id}/read", json_body={})
+    assert (await tab1.next("read"))["up_to"] == read["up_to"] > ack["id"]
+    status, reply = await gw.api(
+        "POST", f"/conversations/{conversation_id}/messages", json_body={"text": "Hello from a worker"}
+    )
+    for tab in (tab1, tab2):
+        shown = await tab.next("message")
+        while shown["id"] != reply["id"]:
+            shown = await tab.next("message")
+        assert shown["text"] == "Hello from a worker" and shown["agent"] == {"name": "Ada"}
