@@ -118,12 +118,17 @@ async def widget_js(request: web.Request) -> web.StreamResponse:
 
 
 async def demo_page(request: web.Request) -> web.Response:
+    """The demo shop page; ``?channel=TOKEN`` embeds another webchat channel than the demo's."""
     c = container_of(request)
-    async with c.db.read() as session:
-        rows = await session.scalars(
-            select(t.Channel).where(t.Channel.kind == ChannelKind.WEBCHAT).order_by(t.Channel.id)
-        )
-        token = next((str(r.config["token"]) for r in rows if (r.config or {}).get("token")), None)
+    wanted = request.query.get("channel")
+    if wanted and await store.channel_by_token(c.db, wanted) is not None:
+        token: str | None = wanted
+    else:
+        async with c.db.read() as session:
+            rows = await session.scalars(
+                select(t.Channel).where(t.Channel.kind == ChannelKind.WEBCHAT).order_by(t.Channel.id)
+            )
+            token = next((str(r.config["token"]) for r in rows if (r.config or {}).get("token")), None)
     if token is None:
         return web.Response(
             status=404, text="no webchat channel with a token; run `switchboard serve --demo`"

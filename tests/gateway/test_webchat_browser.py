@@ -240,3 +240,80 @@ async def test_the_widget_works_by_keyboard_on_a_phone_and_leaks_no_globals(gw: 
         '<img src=x onerror="window.pwned=1">'
     )
     assert await page.evaluate("() => window.pwned === undefined && !document.querySelector('img[src=x]')")
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+async def test_greeting_flow_prechat_form_and_uploads(gw: Gateway, page: Page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    token = "tent-shop-chat-token"
+    status, _ = await gw.api(
+        "POST",
+        "/channels",
+        json_body={
+            "inbox_id": 1,
+            "kind": "webchat",
+            "name": "Tent shop",
+            "config": {
+                "token": token,
+                "prechat_fields": ["name", "email"],
+                "flows": [
+                    {"url": {"op": "contains", "value": "/about"}, "action": "live"},
+                    {
+                        "url": {"op": "contains", "value": "/demo/"},
+                        "first_visit": True,
+                        "after_seconds": 1,
+                        "action": "greeting",
+                        "message": "Looking for a tent?",
+                    },
+                ],
+            },
+        },
+    )
+    assert status == 201
+    stream = await gw.stream()
+    await stream.ready()
+    await page.goto(f"{gw.base_url}/demo/?channel={token}")
+
+    # The first visit to this page gets the greeting after a second on the page.
+    teaser = page.locator(f"{CHAT} .teaser")
+    await expect(teaser).to_have_text("Looking for a tent?")
+    await teaser.click()
+    await expect(page.locator(f"{CHAT} .composer")).to_be_hidden()
+    await page.locator(f"{CHAT} .prechat input[name=name]").fill("Kari")
+    await page.locator(f"{CHAT} .prechat input[name=email]").fill("kari@example.no")
+    await page.locator(f"{CHAT} .prechat button").click()
+    await write(page, "Do you have 2-person tents?")
+    created = await stream.next(incoming("Do you have 2-person tents?"))
+    status, conv = await gw.api("GET", f"/conversations/{created['conversation_id']}")
+    status, contact = await gw.api("GET", f"/contacts/{conv['contact_id']}")
+    assert contact["name"] == "Kari" and contact["email"] == "kari@example.no"
+    assert contact["attributes"]["webchat"]["flow"] == "greeting"
+
+    # An image goes up and shows; a program dressed as an image is refused with a clear reason.
+    files = page.locator(f"{CHAT} input[type=file]")
+    await files.set_input_files({"name": "tent.png", "mimeType": "image/png", "buffer": PNG})
+    image = page.locator(f"{CHAT} .row.visitor img")
+    await expect(image).to_have_attribute("alt", "tent.png")
+    assert await image.evaluate("img => img.complete && img.naturalWidth === 1")
+    await files.set_input_files(
+        {"name": "cute.png", "mimeType": "image/png", "buffer": b"MZ\x90\x00" + bytes(64)}
+    )
+    await expect(page.locator(f"{CHAT} .error")).to_have_text("this type of file cannot be sent here")
+    await page.screenshot(path=ARTIFACTS / "prechat-upload.png")
+    status, messages = await gw.api("GET", f"/conversations/{created['conversation_id']}/messages")
+    assert [m["content_type"] for m in messages["items"]] == ["text", "image"]
+
+    # The next visit is not a first one: the flow rules give plain live chat, no greeting.
+    await page.keyboard.press("Escape")
+    async with page.expect_response(lambda r: f"/webchat/{token}/config" in r.url) as answer:
+        await page.reload()
+    response = await answer.value
+    assert "first_visit=0" in response.url and (await response.json())["flow"]["action"] == "live"
+    await page.locator(f"{CHAT} .launcher").click()
+    await expect(page.locator(f"{CHAT} .row[data-id]")).to_have_count(2)
+    await expect(page.locator(f"{CHAT} .prechat")).to_be_hidden()  # asked once, remembered
