@@ -63,6 +63,7 @@ class WebchatAdapter:
         self._per_visitor = RateLimiter(limits.visitor_per_minute, 60, clock)
         self._per_ip = RateLimiter(limits.ip_per_minute, 60, clock)
         self._connects = RateLimiter(limits.connections_per_ip_per_minute, 60, clock)
+        self._frames = RateLimiter(limits.frames_per_minute, 60, clock)
         self._connections: dict[str, set[VisitorConnection]] = {}
         self._sink: InboundSink | None = None
         self._statuses: StatusSink | None = None
@@ -113,6 +114,12 @@ class WebchatAdapter:
             )
         except IdentityError as exc:
             self._refuse("identity_refused", str(exc), ip, None, cause=exc)
+
+    def check_frame(self, visitor: Visitor, ip: str) -> None:
+        """Count one frame from a visitor's socket; Refused when they send far more than a person would."""
+        wait = self._frames.hit(visitor.address)
+        if wait is not None:
+            self._refuse("rate_limited", "too many requests; wait a moment", ip, visitor, wait)
 
     def attach(self, visitor: Visitor, connection: VisitorConnection) -> None:
         self._connections.setdefault(visitor.address, set()).add(connection)

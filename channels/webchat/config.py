@@ -24,6 +24,7 @@ class Limits(BaseModel):
     visitor_per_minute: int = Field(default=20, ge=1)  # messages and uploads per visitor
     ip_per_minute: int = Field(default=60, ge=1)  # messages and uploads per client IP
     connections_per_ip_per_minute: int = Field(default=60, ge=1)
+    frames_per_minute: int = Field(default=240, ge=1)  # anything a socket sends (typing, receipts, ...)
     max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     upload_types: tuple[str, ...] = DEFAULT_UPLOAD_TYPES
 

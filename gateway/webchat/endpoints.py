@@ -350,7 +350,14 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
                 if msg.type == WSMsgType.ERROR:
                     break
                 continue
-            await _handle_frame(sock, msg.data, ip)
+            try:
+                await _handle_frame(sock, msg.data, ip)
+            except Exception:
+                # Not acknowledged, so the widget still holds the message: closing makes it reconnect
+                # and send it again, instead of telling the visitor it failed for good.
+                _LOGGER.exception("webchat %s: failed to handle a visitor frame", chat.channel.id)
+                await ws.close(code=1011, message=b"server error; reconnect")
+                break
     finally:
         chat.adapter.detach(visitor, sock)
         await sock.stop()
@@ -370,6 +377,7 @@ async def _handle_frame(sock: _Socket, data: str, ip: str) -> None:
     kind = frame.get("type")
     chat, visitor = sock.chat, sock.visitor
     try:
+        chat.adapter.check_frame(visitor, ip)
         if kind == "ping":
             await sock.deliver({"type": "pong"})
         elif kind == "message":

@@ -42,6 +42,7 @@ async def gw(tmp_path: Path, clock: ManualClock):
                     "visitor_per_minute": 3,
                     "ip_per_minute": 5,
                     "max_text": 50,
+                    "frames_per_minute": 30,
                     "max_upload_bytes": 2048,
                 },
                 "flows": [
@@ -88,6 +89,13 @@ class Visitor:
             frame = await self._ack_or_error()
             if frame.get("client_id") == client_id:
                 return frame
+
+    async def _next_any(self) -> dict[str, Any]:
+        msg = await self.ws.receive(10)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        frame: dict[str, Any] = json.loads(msg.data)
+        self.frames.append(frame)
+        return frame
 
     async def _ack_or_error(self) -> dict[str, Any]:
         while True:
@@ -376,3 +384,75 @@ async def test_replies_receipts_and_other_tabs_arrive_through_the_event_log_too(
         while shown["id"] != reply["id"]:
             shown = await tab.next("message")
         assert shown["text"] == "Hello from a worker" and shown["agent"] == {"name": "Ada"}
+
+
+async def test_a_socket_flooding_frames_is_refused(gw: Gateway, caplog):
+    caplog.set_level(logging.WARNING, logger="channels.webchat.adapter")
+    visitor = await connect(gw, key=KEY_B)
+    for _ in range(31):
+        await visitor.ws.send_json({"type": "ping"})
+    answers = [await visitor._next_any() for _ in range(31)]
+    assert [a["type"] for a in answers].count("pong") == 30
+    assert answers[-1]["type"] == "error" and answers[-1]["code"] == "rate_limited"
+    assert "refused rate_limited" in caplog.text
+
+
+async def test_resume_after_a_drop_gets_exactly_what_was_missed(tmp_path: Path, database_url: str | None):
+    gw = await start_gateway(tmp_path, database_url=database_url)
+    try:
+        status, _ = await gw.api(
+            "POST",
+            "/channels",
+            json_body={"inbox_id": 1, "kind": "webchat", "name": "Resume", "config": {"token": TOKEN}},
+        )
+        assert status == 201
+        visitor = await connect(gw, origin=None, key=KEY_A)
+        first = await visitor.say("r1", "before the drop")
+        echo = await visitor.next("message")
+        conversation_id = echo["conversation_id"]
+        await visitor.ws.close()
+
+        replies = []
+        for text in ("reply one", "reply two"):
+            status, reply = await gw.api(
+                "POST", f"/conversations/{conversation_id}/messages", json_body={"text": text}
+            )
+            replies.append(reply["id"])
+        # A private note is never shown to the visitor.
+        await gw.api(
+            "POST", f"/conversations/{conversation_id}/messages", json_body={"text": "VIP", "private": True}
+        )
+        stream = await gw.stream(after=0)
+        for reply_id in replies:  # wait until both went out through the outbox
+            await stream.next(
+                lambda e, r=reply_id: (
+                    e["type"] == "message.updated"
+                    and e["data"]["message"]["id"] == r
+                    and e["data"]["message"]["status"] == "sent"
+                )
+            )
+
+        again = await connect(gw, origin=None, key=KEY_A, after=first["id"])
+        resumed = [f for f in again.frames if f["type"] == "message"]
+        assert [(f["id"], f["text"], f["from"]) for f in resumed] == [
+            (replies[0], "reply one", "agent"),
+            (replies[1], "reply two", "agent"),
+        ]
+        assert again.frames[-1] == {"type": "ready", "last_id": replies[1]}
+        # The message whose ack was lost in the drop is sent again: stored once, acknowledged again.
+        ack = await again.say("r1", "before the drop")
+        assert ack == {"type": "ack", "client_id": "r1", "id": first["id"], "duplicate": True}
+        # The widget reports both replies read: the agent sees read receipts.
+        await again.ws.send_json({"type": "read", "ids": [f["provider_id"] for f in resumed]})
+        for reply_id in replies:
+            await stream.next(
+                lambda e, r=reply_id: (
+                    e["type"] == "message.updated"
+                    and e["data"]["message"]["id"] == r
+                    and e["data"]["message"]["status"] == "read"
+                )
+            )
+        status, messages = await gw.api("GET", f"/conversations/{conversation_id}/messages")
+        assert [m["text"] for m in messages["items"]] == ["before the drop", "reply one", "reply two", "VIP"]
+    finally:
+        await gw.close()
