@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -397,6 +398,14 @@ async def test_a_socket_flooding_frames_is_refused(gw: Gateway, caplog):
     assert "refused rate_limited" in caplog.text
 
 
+def status_is(message_id: int, status: str) -> Callable[[dict[str, Any]], bool]:
+    def match(e: dict[str, Any]) -> bool:
+        m = e["data"].get("message") or {}
+        return e["type"] == "message.updated" and m.get("id") == message_id and m.get("status") == status
+
+    return match
+
+
 async def test_resume_after_a_drop_gets_exactly_what_was_missed(tmp_path: Path, database_url: str | None):
     gw = await start_gateway(tmp_path, database_url=database_url)
     try:
@@ -424,13 +433,7 @@ async def test_resume_after_a_drop_gets_exactly_what_was_missed(tmp_path: Path, 
         )
         stream = await gw.stream(after=0)
         for reply_id in replies:  # wait until both went out through the outbox
-            await stream.next(
-                lambda e, r=reply_id: (
-                    e["type"] == "message.updated"
-                    and e["data"]["message"]["id"] == r
-                    and e["data"]["message"]["status"] == "sent"
-                )
-            )
+            await stream.next(status_is(reply_id, "sent"))
 
         again = await connect(gw, origin=None, key=KEY_A, after=first["id"])
         resumed = [f for f in again.frames if f["type"] == "message"]
@@ -445,13 +448,7 @@ async def test_resume_after_a_drop_gets_exactly_what_was_missed(tmp_path: Path, 
         # The widget reports both replies read: the agent sees read receipts.
         await again.ws.send_json({"type": "read", "ids": [f["provider_id"] for f in resumed]})
         for reply_id in replies:
-            await stream.next(
-                lambda e, r=reply_id: (
-                    e["type"] == "message.updated"
-                    and e["data"]["message"]["id"] == r
-                    and e["data"]["message"]["status"] == "read"
-                )
-            )
+            await stream.next(status_is(reply_id, "read"))
         status, messages = await gw.api("GET", f"/conversations/{conversation_id}/messages")
         assert [m["text"] for m in messages["items"]] == ["before the drop", "reply one", "reply two", "VIP"]
     finally:
