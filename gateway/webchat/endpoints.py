@@ -188,6 +188,7 @@ class _Socket:
         self.typing = False
         self._writer: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[bool] | None = None
         # Subscribed before the history is read, so nothing committed in between is missed.
         self._subscription = chat.c.bus.subscribe(chat.channel.account_id)
         self._mine: dict[int, bool] = {}  # conversation id -> is it this visitor's
@@ -197,8 +198,12 @@ class _Socket:
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
-            # A tab that stopped reading; closing makes it reconnect and resume from the history.
-            await self.ws.close(code=4000, message=b"fell behind; reconnect with after=")
+            # A tab that stopped reading; closing makes it reconnect and resume from the history. In
+            # a task: the close handshake may take a while and the caller may be the outbox.
+            if self._closing is None:
+                self._closing = asyncio.create_task(
+                    self.ws.close(code=4000, message=b"fell behind; reconnect with after=")
+                )
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name="webchat-writer")

@@ -299,7 +299,8 @@ async def test_greeting_flow_prechat_form_and_uploads(gw: Gateway, page: Page):
     await files.set_input_files({"name": "tent.png", "mimeType": "image/png", "buffer": PNG})
     image = page.locator(f"{CHAT} .row.visitor img")
     await expect(image).to_have_attribute("alt", "tent.png")
-    assert await image.evaluate("img => img.complete && img.naturalWidth === 1")
+    # decode() waits for the signed media link to load (it rejects if the image is broken).
+    assert await image.evaluate("img => img.decode().then(() => img.naturalWidth)") == 1
     await files.set_input_files(
         {"name": "cute.png", "mimeType": "image/png", "buffer": b"MZ\x90\x00" + bytes(64)}
     )
