@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from channels.base import LoopbackChannel, UnavailableChannel
 from channels.telegram import telegram_channel
+from channels.webchat.adapter import create as create_webchat
 from inbox import tables as t
 from inbox.db import Database
 from inbox.media import MediaStore
@@ -140,4 +141,5 @@ def default_factories() -> dict[ChannelKind, AdapterFactory]:
     return {
         ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id),
         ChannelKind.TELEGRAM: telegram_channel,
+        ChannelKind.WEBCHAT: create_webchat,
     }

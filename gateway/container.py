@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
+from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
@@ -79,6 +80,7 @@ def build(
         clock,
     )
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
+    pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
     # A contact who blocked the bot is marked on the failed send and unmarked when they write again.

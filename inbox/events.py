@@ -66,6 +66,7 @@ class LiveEvent:
     inbox_id: int | None
     type: str
     json: str
+    body: dict[str, Any]
 
 
 def event_view(row: Event) -> LiveEvent:
@@ -77,7 +78,9 @@ def event_view(row: Event) -> LiveEvent:
         "data": row.payload,
         "created_at": row.created_at.isoformat(),
     }
-    return LiveEvent(row.id, row.account_id, row.inbox_id, row.type, json.dumps(body, separators=(",", ":")))
+    return LiveEvent(
+        row.id, row.account_id, row.inbox_id, row.type, json.dumps(body, separators=(",", ":")), body
+    )
 
 
 @dataclass(eq=False)
