@@ -10,7 +10,7 @@ from tests.harness import Gateway
 
 
 async def channel_of_kind(gw: Gateway, kind: str, inbox_id: int = 1) -> LoopbackChannel:
-    """A loopback channel whose row says ``kind``: rules and bots see that kind, the test plays the contact."""
+    """A loopback channel whose row says ``kind``: rules and bots see that kind; the test is the contact."""
     status, body = await gw.api(
         "POST", "/channels", json_body={"inbox_id": inbox_id, "kind": "loopback", "name": f"{kind} stand-in"}
     )
