@@ -176,7 +176,7 @@ class BotRunner:
             run.steps += 1
             run.updated_at = turn.now
             refusals = list(run.refusals or [])
-            for draft in turn.outputs:
+            for draft in _as_one(turn.outputs):
                 view = await self._outbox.submit(draft, session=session)
                 views.append(view)
                 if view.status == MessageStatus.FAILED:
@@ -403,6 +403,16 @@ class _Turn:
             },
         )
         self.released = True
+
+
+def _as_one(drafts: list[Draft]) -> list[Draft]:
+    """A step's replies as one message: queued messages are dispatched concurrently, so separate ones
+    could reach the contact out of order. Only the last prompt's buttons still apply."""
+    if len(drafts) < 2:
+        return drafts
+    text = "\n\n".join(d.text for d in drafts if d.text)
+    buttons = next((d.buttons for d in reversed(drafts) if d.buttons), ())
+    return [Draft(conversation_id=drafts[0].conversation_id, text=text, buttons=buttons, origin="bot")]
 
 
 def _captured(kind: str, text: str) -> str | None:
