@@ -68,7 +68,7 @@ async def test_capacity_queue_drains_as_agents_free_up(gateway):
     # A third agent comes online and takes the next two, in order.
     cy, cy_token = await gw.user("cy@demo.test", inbox_ids=[1])
     await gw.api("PATCH", "/users/me", token=cy_token, json_body={"availability": "online"})
-    taken = []
+    taken: list[int] = []
     while len(taken) < 2:
         event = await stream.next(
             lambda e: e["type"] == "conversation.updated" and e["data"]["conversation"]["assignee_id"] == cy
