@@ -90,6 +90,7 @@ class RoutingHook:
 
     async def __call__(self, session: AsyncSession, ctx: InboundContext) -> None:
         conversation = ctx.conversation
+        assigned_before = conversation.assignee_id
         inbox = await session.get(t.InboxRow, conversation.inbox_id)
         hours = hours_of(inbox.settings if inbox else None)
         business_open = hours.is_open(ctx.now) if hours is not None else True
@@ -133,13 +134,16 @@ class RoutingHook:
             if rule.stop:
                 break
 
-        if hours is not None and not business_open and hours.out_of_hours_reply:
+        talking_bot = bot_active(conversation)  # a bot answers for itself; no reply on top of it
+        if hours is not None and not business_open and hours.out_of_hours_reply and not talking_bot:
             self._reply_once(
                 ctx, "out_of_hours", hours.out_of_hours_reply, timedelta(hours=hours.reply_every_hours)
             )
 
-        if not bot_active(conversation) and conversation.status == ConversationStatus.OPEN:
-            await self._assigner.release_if_offline(session, conversation, ctx.now)
+        if not talking_bot and conversation.status == ConversationStatus.OPEN:
+            if conversation.assignee_id is not None and conversation.assignee_id == assigned_before:
+                # Only an agent who had it before this message; a rule's explicit choice stands.
+                await self._assigner.release_if_offline(session, conversation, ctx.now)
             if conversation.assignee_id is None:
                 await self._assigner.assign(session, conversation, ctx.now)
 

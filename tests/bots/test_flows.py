@@ -58,8 +58,17 @@ async def _bot_for_kind(gw, kind: str, source: str = INTAKE, bot_kind: str = "fl
     return bot
 
 
-async def test_web_chat_visitor_walks_a_three_step_flow_and_is_handed_to_an_agent(gateway):
-    gw = gateway
+async def test_web_chat_visitor_walks_a_three_step_flow_and_is_handed_to_an_agent(
+    tmp_path: Path, database_url: str | None
+):
+    gw = await start_gateway(tmp_path, database_url=database_url)
+    try:
+        await _web_chat_flow(gw)
+    finally:
+        await gw.close()
+
+
+async def _web_chat_flow(gw) -> None:
     agent, _ = await online_agent(gw, "web-agent@demo.test")
     await create(gw, "/assignment-policies", {"inbox_id": 1})
     bot = await _bot_for_kind(gw, "webchat")

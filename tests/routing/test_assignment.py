@@ -4,7 +4,9 @@ a waiting queue that drains as agents free up or come online, release when an ag
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
+from tests.harness import start_gateway
 from tests.routing.support import all_conversations, conversation, create, online_agent
 
 
@@ -13,8 +15,17 @@ async def _assignees(gw, ids: list[int]) -> Counter:
     return Counter(by_id[i]["assignee_id"] for i in ids)
 
 
-async def test_round_robin_spreads_100_conversations_evenly_over_online_agents(gateway):
-    gw = gateway
+async def test_round_robin_spreads_100_conversations_evenly_over_online_agents(
+    tmp_path: Path, database_url: str | None
+):
+    gw = await start_gateway(tmp_path, database_url=database_url)
+    try:
+        await _round_robin(gw)
+    finally:
+        await gw.close()
+
+
+async def _round_robin(gw) -> None:
     agents = [(await online_agent(gw, f"rr{i}@demo.test"))[0] for i in range(4)]
     offline, _ = await gw.user("rr-offline@demo.test", inbox_ids=[1])  # a member, but not online
     policy = await create(
