@@ -125,3 +125,38 @@ async def test_availability_and_policies_are_validated(gateway):
     await create(gw, "/assignment-policies", {"inbox_id": 1})
     status, err = await gw.api("POST", "/assignment-policies", json_body={"inbox_id": 1})
     assert status == 409
+
+
+async def test_team_policy_assigns_within_the_team_a_rule_chose(gateway):
+    gw = gateway
+    support_agent, _ = await online_agent(gw, "sup@demo.test")
+    billing_agent, _ = await online_agent(gw, "bill@demo.test")
+    offline_agent, _ = await gw.user("off@demo.test", inbox_ids=[1])
+    billing = await create(gw, "/teams", {"name": "Billing", "member_ids": [billing_agent]})
+    await create(gw, "/assignment-policies", {"inbox_id": 1})
+    await create(gw, "/assignment-policies", {"team_id": billing["id"], "strategy": "least_busy"})
+    await create(
+        gw,
+        "/rules",
+        {
+            "name": "invoices",
+            "conditions": [{"type": "text", "op": "contains", "value": "invoice"}],
+            "actions": [{"type": "assign_team", "team_id": billing["id"]}],
+        },
+    )
+    await create(
+        gw,
+        "/rules",
+        {
+            "name": "vip desk",
+            "conditions": [{"type": "text", "op": "contains", "value": "vip"}],
+            "actions": [{"type": "assign_agent", "user_id": offline_agent}],
+        },
+    )
+    loop = await gw.loopback()
+    invoice = await loop.customer_writes("+15550410001", "Where is my invoice?")
+    other = await loop.customer_writes("+15550410002", "Hello")
+    vip = await loop.customer_writes("+15550410003", "VIP here")
+    assert (await conversation(gw, invoice.conversation_id))["assignee_id"] == billing_agent
+    assert (await conversation(gw, other.conversation_id))["assignee_id"] in (support_agent, billing_agent)
+    assert (await conversation(gw, vip.conversation_id))["assignee_id"] == offline_agent  # the rule's choice
