@@ -15,7 +15,8 @@ def strip_accents(text: str) -> str:
 
 def fold(text: str) -> str:
     """Case-fold, strip accents and collapse whitespace: ``"  Ação  já "`` → ``"acao ja"``."""
-    return " ".join(strip_accents(text.casefold()).split())
+    # Decompose first so compatibility forms fold too ("℠" → "sm"), then again after case-folding.
+    return " ".join(strip_accents(unicodedata.normalize("NFKD", text).casefold()).split())
 
 
 def words(text: str) -> list[str]:
