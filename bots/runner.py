@@ -143,6 +143,24 @@ class BotRunner:
             await self._jobs.enqueue(STEP_JOB, run_id)
         return len(ids)
 
+    async def stop_flow(self, session: AsyncSession, flow_id: int, now: datetime, reason: str) -> int:
+        """End every active run of a flow (it is being deleted) and give the conversations to people."""
+        runs = list(
+            await session.scalars(
+                select(t.BotRun).where(t.BotRun.flow_id == flow_id, t.BotRun.status == ACTIVE)
+            )
+        )
+        for run in runs:
+            run.status, run.outcome, run.ended_at, run.updated_at = "stopped", reason, now, now
+            conversation = await session.get(t.Conversation, run.conversation_id)
+            if conversation is None:
+                continue
+            _set_bot_meta(conversation, status="stopped")
+            await add_activity(session, conversation, f"The bot stopped: {reason}", now, None)
+            if self.humans is not None:
+                await self.humans(session, conversation, now)
+        return len(runs)
+
     # -- a step (a job) ------------------------------------------------------------------------------
 
     async def step(self, run_id: int) -> None:

@@ -172,8 +172,13 @@ async def patch_bot(request: web.Request, body: BotPatch) -> BotView:
 @api.route("DELETE", "/bots/{id}", summary="Delete a bot flow and its runs (admins)")
 async def delete_bot(request: web.Request) -> None:
     user = require_admin(request)
-    async with container_of(request).db.write() as session:
-        await session.delete(await _bot(session, user.account_id, path_id(request)))
+    c = container_of(request)
+    async with c.db.write() as session:
+        bot = await _bot(session, user.account_id, path_id(request))
+        # Conversations it is talking in go to people first; its runs go with it.
+        await c.bots.stop_flow(session, bot.id, c.clock(), "its flow was deleted")
+        await session.flush()
+        await session.delete(bot)
 
 
 @api.route(

@@ -295,3 +295,20 @@ async def test_flows_are_validated_with_errors_that_name_the_field(gateway):
     got = await loop.customer_writes("+15550900001", "hi")
     status, firings = await gw.api("GET", f"/rule-firings?conversation_id={got.conversation_id}")
     assert firings["items"][0]["actions"][0]["result"] == "skipped"
+
+
+async def test_deleting_a_flow_gives_its_conversations_to_people(gateway):
+    gw = gateway
+    agent, _ = await online_agent(gw, "after-bot@demo.test")
+    await create(gw, "/assignment-policies", {"inbox_id": 1})
+    bot = await _bot_for_kind(gw, "loopback")
+    loop = await gw.loopback()
+    got = await loop.customer_writes("+15550950001", "hi")
+    await loop.next_sent()
+    assert (await conversation(gw, got.conversation_id))["assignee_id"] is None
+    status, _ = await gw.api("DELETE", f"/bots/{bot['id']}")
+    assert status == 204
+    assert (await conversation(gw, got.conversation_id))["assignee_id"] == agent
+    await loop.customer_writes("+15550950001", "1")
+    await gw.container.jobs.join()
+    assert loop.sent.empty()
