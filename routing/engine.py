@@ -32,6 +32,7 @@ from routing.rules import (
     AssignAgent,
     AssignTeam,
     AutoReply,
+    Condition,
     Facts,
     MoveToInbox,
     Resolve,
@@ -87,6 +88,7 @@ class RoutingHook:
         self._assigner = assigner
         self.bots = bots
         self.consent = consent
+        self._parsed: dict[int, tuple[datetime, list[Condition], list[Action]]] = {}
 
     async def __call__(self, session: AsyncSession, ctx: InboundContext) -> None:
         conversation = ctx.conversation
@@ -110,12 +112,10 @@ class RoutingHook:
             trigger = next((x for x in triggers if x in (rule.triggers or [])), None)
             if trigger is None:
                 continue
-            try:
-                conditions = CONDITIONS.validate_python(rule.conditions)
-                actions = ACTIONS.validate_python(rule.actions)
-            except ValidationError:
-                _LOGGER.exception("rule %s is not valid any more; skipped", rule.id)
+            parsed = self._parse(rule)
+            if parsed is None:
                 continue
+            conditions, actions = parsed
             if not matches(rule.match, conditions, facts):
                 continue
             taken = [await self._act(session, ctx, rule, action) for action in actions]
@@ -146,6 +146,22 @@ class RoutingHook:
                 await self._assigner.release_if_offline(session, conversation, ctx.now)
             if conversation.assignee_id is None:
                 await self._assigner.assign(session, conversation, ctx.now)
+
+    def _parse(self, rule: t.RoutingRule) -> tuple[list[Condition], list[Action]] | None:
+        """The rule's validated conditions and actions, cached until the rule is edited."""
+        cached = self._parsed.get(rule.id)
+        if cached is not None and cached[0] == rule.updated_at:
+            return cached[1], cached[2]
+        try:
+            conditions = CONDITIONS.validate_python(rule.conditions)
+            actions = ACTIONS.validate_python(rule.actions)
+        except ValidationError:
+            _LOGGER.exception("rule %s is not valid any more; skipped", rule.id)
+            return None
+        if len(self._parsed) > 10_000:
+            self._parsed.clear()
+        self._parsed[rule.id] = (rule.updated_at, conditions, actions)
+        return conditions, actions
 
     async def _facts(self, session: AsyncSession, ctx: InboundContext, business_open: bool) -> Facts:
         attributes = dict(ctx.contact.attributes or {})
