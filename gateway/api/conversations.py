@@ -23,6 +23,7 @@ from inbox.model import ConversationStatus, Priority, TemplateRef
 from inbox.outbox import Draft, DraftError
 from inbox.queries import ConversationFilter, labels_for, list_by_id, list_conversations
 from inbox.views import ConversationView, MessageView
+from inbox.worklist import ConversationListItem, enrich
 
 api = ApiRoutes()
 
@@ -55,9 +56,9 @@ async def visible_conversation(session: AsyncSession, user: t.User, conversation
     "/conversations",
     summary="Conversations, newest activity first",
     query=ConversationQuery,
-    response=Page[ConversationView],
+    response=Page[ConversationListItem],
 )
-async def list_conversations_(request: web.Request, query: ConversationQuery) -> Page[ConversationView]:
+async def list_conversations_(request: web.Request, query: ConversationQuery) -> Page[ConversationListItem]:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         inbox_ids = await visible_inbox_ids(session, user)
@@ -76,17 +77,19 @@ async def list_conversations_(request: web.Request, query: ConversationQuery) ->
         )
         rows, cursor = await list_conversations(session, f, query.limit, query.cursor)
         labels = await labels_for(session, [r.id for r in rows])
-        return Page[ConversationView](
-            items=[ConversationView.of(r, labels[r.id]) for r in rows], next_cursor=cursor
+        return Page[ConversationListItem](
+            items=await enrich(session, user.id, rows, labels), next_cursor=cursor
         )
 
 
-@api.route("GET", "/conversations/{id}", summary="One conversation", response=ConversationView)
-async def get_conversation(request: web.Request) -> ConversationView:
+@api.route("GET", "/conversations/{id}", summary="One conversation", response=ConversationListItem)
+async def get_conversation(request: web.Request) -> ConversationListItem:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         conversation = await visible_conversation(session, user, path_id(request))
-        return ConversationView.of(conversation, await conversation_labels(session, conversation.id))
+        labels = {conversation.id: await conversation_labels(session, conversation.id)}
+        (item,) = await enrich(session, user.id, [conversation], labels)
+        return item
 
 
 class ConversationPatchBody(BaseModel):
