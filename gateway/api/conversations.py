@@ -19,7 +19,7 @@ from inbox.contacts import resolve_contact
 from inbox.conversations import ConversationPatch, apply_patch, find_or_open_conversation
 from inbox.identities import InvalidAddress, normalize_address
 from inbox.inbound import conversation_labels
-from inbox.model import ConversationStatus, Priority, TemplateRef
+from inbox.model import ChannelKind, ConversationStatus, Priority, TemplateRef
 from inbox.outbox import Draft, DraftError
 from inbox.queries import ConversationFilter, labels_for, list_by_id, list_conversations
 from inbox.views import ConversationView, MessageView
@@ -35,6 +35,8 @@ class ConversationQuery(BaseModel):
     team_id: int | None = None
     label: str | None = Field(default=None, max_length=64)
     q: str | None = Field(default=None, max_length=200)
+    priority: Priority | None = None
+    channel_kind: ChannelKind | None = None
     cursor: str | None = None
     limit: int = Field(default=25, ge=1, le=100)
 
@@ -74,6 +76,8 @@ async def list_conversations_(request: web.Request, query: ConversationQuery) ->
             team_id=query.team_id,
             label=query.label,
             q=query.q,
+            priority=query.priority,
+            channel_kind=query.channel_kind,
         )
         rows, cursor = await list_conversations(session, f, query.limit, query.cursor)
         labels = await labels_for(session, [r.id for r in rows])
