@@ -12,7 +12,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
-from inbox.model import ChannelKind, ConversationStatus, MessageKind
+from inbox.model import ChannelKind, ConversationStatus, MessageKind, MessageStatus
 from inbox.views import ConversationView
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -146,7 +146,11 @@ async def waiting_since(session: AsyncSession, ids: list[int]) -> dict[int, date
     """For each conversation, when the oldest incoming message after the last reply arrived."""
     answered = (
         select(t.Message.conversation_id.label("cid"), func.max(t.Message.id).label("mid"))
-        .where(t.Message.conversation_id.in_(ids), t.Message.kind == MessageKind.OUTGOING)
+        .where(
+            t.Message.conversation_id.in_(ids),
+            t.Message.kind == MessageKind.OUTGOING,
+            t.Message.status != MessageStatus.FAILED,  # a refused reply has not answered anyone
+        )
         .group_by(t.Message.conversation_id)
         .subquery()
     )

@@ -77,8 +77,8 @@ export function longDate(value) {
 }
 
 export function initials(name) {
-  const parts = String(name || "?").trim().split(/\s+/).slice(0, 2);
-  return parts.map((p) => p[0] || "").join("").toUpperCase() || "?";
+  const words = String(name || "").match(/[\p{L}\p{N}]+/gu) || [];
+  return words.slice(0, 2).map((w) => w[0]).join("").toUpperCase() || "?";
 }
 
 export function number(n) {

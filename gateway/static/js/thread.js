@@ -64,9 +64,10 @@ function markRead() {
       await api("POST", `/conversations/${id}/read`);
       const item = state.conversations.get(id);
       if (item) { item.unread_count = 0; list.renderAll(); }
+      list.touch(id); // a list fetch that raced this marker would show a stale badge
       import("./nav.js").then((nav) => nav.refreshCounts());
     } catch (_) { /* not fatal */ }
-  }, 300);
+  }, 100);
 }
 
 document.addEventListener("visibilitychange", () => { if (!document.hidden) markRead(); });

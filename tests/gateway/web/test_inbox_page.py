@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import aiohttp
-
 from playwright.async_api import Page, expect
 
 from gateway.demo import AGENT_EMAIL
@@ -153,7 +152,7 @@ async def test_markup_from_contacts_renders_as_text(page: Page, gw: Gateway):
     await sign_in(page, gw)
     loop = await gw.loopback()
     name = '<img src=x onerror="window.__xss=1">Eve'
-    text = "<script>window.__xss=2</script><b>bold?</b> <a href=\"javascript:window.__xss=3\">click</a>"
+    text = '<script>window.__xss=2</script><b>bold?</b> <a href="javascript:window.__xss=3">click</a>'
     received = await loop.customer_writes("+15550009999", text, name=name)
     row = page.locator(f"#conversation-list [data-id='{received.conversation_id}']")
     await expect(row.locator(".contact-name")).to_have_text(name)
