@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import secrets
 from datetime import timedelta
@@ -83,8 +84,13 @@ async def sign_in(request: web.Request, body: SignIn) -> web.Response:
     email = body.email.strip().lower()
     async with c.db.read() as session:
         user = await session.scalar(select(t.User).where(t.User.email == email))
-    password_hash = user.password_hash if user is not None and user.password_hash else _dummy_hash()
-    ok = verify_password(password_hash, body.password)
+    password_hash = (
+        user.password_hash
+        if user is not None and user.password_hash
+        else await asyncio.to_thread(_dummy_hash)
+    )
+    # argon2 takes long by design (~0.1–1 s): off the event loop, so other requests keep flowing.
+    ok = await asyncio.to_thread(verify_password, password_hash, body.password)
     if user is None or not user.password_hash or not ok:
         raise ApiError(401, "invalid_credentials", "the email or the password is wrong")
     token = secrets.token_urlsafe(32)

@@ -27,6 +27,7 @@ async function boot() {
 }
 
 window.addEventListener("sb:signed-out", () => {
+  if (!state.me) return; // not signed in yet: the sign-in form is already showing
   if (stream) stream.stop();
   stream = null;
   state.me = null;
@@ -42,9 +43,12 @@ async function start(session) {
   stream = new Stream({
     onEvent: handleEvent,
     onReady: (resumed) => {
-      // First connect: load the lists now that no event can slip between load and stream.
-      // Reconnect: the missed events were replayed; refresh counts in case of a long absence.
-      if (!resumed) route();
+      // First connect: whatever happened between the first load and now is fetched once more.
+      // Reconnect: the missed events were replayed from the log; only the counts are refreshed.
+      if (!resumed) {
+        list.reload();
+        thread.refresh();
+      }
       nav.refreshCounts();
     },
     onState: (s) => {
@@ -57,6 +61,7 @@ async function start(session) {
     },
   });
   stream.start();
+  route();
   installShortcuts();
 }
 
@@ -95,7 +100,6 @@ function shell() {
       h("button", { class: "icon-button menu-toggle", "aria-label": "Menu", onclick: () => document.body.classList.toggle("nav-open") }, "☰"),
       h("a", { class: "brand", href: "#/" }, "Switchboard"),
       h("span", { id: "stream-state", class: "stream-state", data: { state: "connecting" } }),
-      h("div", { id: "quota-banner", class: "quota-banner", hidden: true, role: "status" }),
       h("div", { class: "topbar-right" },
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, "Settings") : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
@@ -104,6 +108,7 @@ function shell() {
         h("button", { class: "link-button", id: "sign-out", onclick: signOut }, "Sign out"),
       ),
     ),
+    h("div", { id: "quota-banner", class: "quota-banner", hidden: true, role: "status" }),
     h("nav", { id: "nav", class: "nav", "aria-label": "Inboxes and views" }),
     h("main", { id: "main", class: "main" }),
     h("div", { id: "toasts", class: "toasts", "aria-live": "polite" }),

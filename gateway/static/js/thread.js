@@ -55,6 +55,22 @@ export async function open(id) {
   }
 }
 
+/** Fetch the open thread's messages again and merge them (nothing re-rendered, the draft kept). */
+export async function refresh() {
+  if (!current) return;
+  const id = current.conversation.id;
+  let cursor = null;
+  for (let i = 0; i < 10; i++) {
+    const page = await api("GET", `/conversations/${id}/messages?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    for (const m of page.items) {
+      const known = current && current.messages.get(m.id);
+      if (!known || known.status !== m.status) onMessage(m, "message.updated");
+    }
+    cursor = page.next_cursor;
+    if (!cursor) break;
+  }
+}
+
 function markRead() {
   clearTimeout(readTimer);
   if (!current || document.hidden) return;

@@ -13,6 +13,9 @@ from tests.harness import Gateway, start_gateway
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
+# CI machines are small and shared: allow slow moments without making a wrong page pass.
+expect.set_options(timeout=15_000)
+
 
 @pytest_asyncio.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:

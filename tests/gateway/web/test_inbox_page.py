@@ -28,6 +28,7 @@ async def test_sign_in_shows_the_demo_conversation_and_sign_out_ends_the_session
     await expect(row).to_contain_text("My order #1234 has not arrived yet")
     await expect(row).to_contain_text("Unassigned")
     await expect(page.locator("#nav [data-view=all] .count")).to_have_text("1")
+    await expect(page.locator("#quota-banner")).to_be_hidden()  # no quota endpoint on this server yet
     cookies = {c["name"]: c for c in await page.context.cookies()}
     assert cookies["sb_session"]["httpOnly"] and cookies["sb_session"]["sameSite"] == "Lax"
 
@@ -220,3 +221,24 @@ async def test_presence_is_seen_by_other_agents(page: Page, gw: Gateway):
     )
     await page.locator("#my-presence").select_option("away")
     await expect(page.locator("#my-presence-dot")).to_have_class(re.compile("presence-away"))
+
+
+async def test_the_page_resumes_the_stream_after_a_disconnect(page: Page, gw: Gateway):
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    await sign_in(page, gw)
+    assert len(sockets) == 1 and "after=" not in sockets[0]
+    loop = await gw.loopback()
+
+    # The server drops every stream (as it does for a client that fell behind)...
+    for subscription in list(gw.container.bus._subscribers):
+        subscription.overflowed.set()
+    # ...and a message arrives around the time the page is disconnected.
+    received = await loop.customer_writes("+15550008080", "sent while you were away", name="Kim")
+    row = page.locator(f"#conversation-list [data-id='{received.conversation_id}']")
+    await expect(row).to_contain_text("sent while you were away")
+    await expect(page.locator("#stream-state")).to_have_attribute("data-state", "live")
+    assert len(sockets) == 2 and re.search(r"after=\d+", sockets[1])
+    # And it keeps going live on the new connection.
+    await loop.customer_writes("+15550008080", "and after you came back", name="Kim")
+    await expect(row).to_contain_text("and after you came back")
