@@ -89,7 +89,7 @@ async def sign_in(request: web.Request, body: SignIn) -> web.Response:
         if user is not None and user.password_hash
         else await asyncio.to_thread(_dummy_hash)
     )
-    # argon2 takes long by design (~0.1–1 s): off the event loop, so other requests keep flowing.
+    # argon2 takes long by design (0.1 to 1 s): off the event loop, so other requests keep flowing.
     ok = await asyncio.to_thread(verify_password, password_hash, body.password)
     if user is None or not user.password_hash or not ok:
         raise ApiError(401, "invalid_credentials", "the email or the password is wrong")
