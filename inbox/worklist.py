@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -181,19 +181,29 @@ class UnreadCounts(BaseModel):
 async def unread_counts(session: AsyncSession, user_id: int, inbox_ids: set[int]) -> UnreadCounts:
     if not inbox_ids:
         return UnreadCounts(inboxes={}, teams={}, mine=0, unassigned=0, all=0)
+    read = and_(
+        t.ConversationRead.conversation_id == t.Conversation.id, t.ConversationRead.user_id == user_id
+    )
+    # One index probe per open conversation (messages by conversation_id, id), not a scan of them all.
+    unread = (
+        exists()
+        .where(
+            t.Message.conversation_id == t.Conversation.id,
+            t.Message.kind == MessageKind.INCOMING,
+            t.Message.id > func.coalesce(t.ConversationRead.last_read_message_id, 0),
+        )
+        .correlate(t.Conversation, t.ConversationRead)
+    )
     rows = (
         await session.execute(
             select(
                 t.Conversation.id, t.Conversation.inbox_id, t.Conversation.team_id, t.Conversation.assignee_id
             )
-            .distinct()
-            .join(t.Message, t.Message.conversation_id == t.Conversation.id)
-            .outerjoin(t.ConversationRead, _unread_join(user_id))
+            .outerjoin(t.ConversationRead, read)
             .where(
                 t.Conversation.inbox_id.in_(inbox_ids),
                 t.Conversation.status != ConversationStatus.RESOLVED,
-                t.Message.kind == MessageKind.INCOMING,
-                t.Message.id > func.coalesce(t.ConversationRead.last_read_message_id, 0),
+                unread,
             )
         )
     ).all()

@@ -15,7 +15,7 @@ export function refreshCounts() {
       state.counts = await api("GET", "/unread-counts");
       render();
     } catch (_) { /* the next event retries */ }
-  }, 150);
+  }, 400);
 }
 
 function badge(n) {
