@@ -154,7 +154,17 @@ async def test_the_stream_accepts_the_cookie_from_our_own_origin_only(gw: Gatewa
     assert refused.value.status == 403
 
 
-async def test_list_items_carry_contact_preview_unread_and_waiting(gw: Gateway, browser: Browser):
+async def test_list_items_carry_contact_preview_unread_and_waiting(tmp_path: Path, database_url: str | None):
+    gw = await start_gateway(tmp_path, database_url=database_url)
+    browser = Browser(gw)
+    try:
+        await _list_items(gw, browser)
+    finally:
+        await browser.close()
+        await gw.close()
+
+
+async def _list_items(gw: Gateway, browser: Browser) -> None:
     loop = await gw.loopback()
     first = await loop.customer_writes("+15550003030", "first question", name="Ana Lima")
     await loop.customer_writes("+15550003030", "second question " + "x" * 300, name="Ana Lima")
