@@ -102,8 +102,14 @@ const PAGES = {
   async channels(body) {
     const channels = (await api("GET", "/channels")).items;
     const inboxes = new Map(state.inboxes.map((i) => [i.id, i.name]));
-    const optIn = (c) => c.kind === "whatsapp" && c.config && c.config.display_phone_number
-      ? `https://wa.me/${String(c.config.display_phone_number).replace(/[^0-9]/g, "")}?text=START` : null;
+    // The server's opt-in link when it has the endpoint; for WhatsApp the click-to-chat link otherwise.
+    const links = new Map(await Promise.all(channels.map(async (c) => {
+      const link = await optional(`/channels/${c.id}/opt-in-link`).catch(() => null);
+      return [c.id, link ? link.url : undefined];
+    })));
+    const optIn = (c) => links.get(c.id) !== undefined ? links.get(c.id)
+      : c.kind === "whatsapp" && c.config && c.config.display_phone_number
+        ? `https://wa.me/${String(c.config.display_phone_number).replace(/[^0-9]/g, "")}?text=START` : null;
     clear(body, h("h2", {}, "Channels"),
       table([["id", "#"], ["name", "Name"], [(c) => CHANNEL_NAMES[c.kind] || c.kind, "Kind"], [(c) => inboxes.get(c.inbox_id), "Inbox"],
         [(c) => webhookUrl(c) ? h("code", { class: "copyable" }, webhookUrl(c)) : "—", "Webhook URL"],
@@ -169,11 +175,11 @@ const PAGES = {
   },
 
   async routing(body) {
-    await jsonResource(body, "Routing rules", ["/routing/rules", "/routing-rules", "/rules"]);
+    await jsonResource(body, "Routing rules", ["/rules", "/routing/rules"]);
   },
 
   async bots(body) {
-    await jsonResource(body, "Bot flows", ["/bots/flows", "/bot-flows", "/bots"]);
+    await jsonResource(body, "Bot flows", ["/bots", "/bot-flows"]);
   },
 
   async templates(body) {
@@ -199,14 +205,14 @@ const PAGES = {
   async billing(body) {
     const quota = await optional("/quota");
     if (!quota) return unavailable(body, "Billing and quota");
-    const usage = await optional("/billing/usage");
+    const usage = await usagePerDay(quota);
     const percent = Math.floor(quota.percent ?? (quota.limit ? (100 * quota.used) / quota.limit : 0));
     clear(body, h("h2", {}, "Billing"),
       h("div", { class: "quota-meter" },
         h("div", { class: "meter" }, h("div", { class: ["meter-fill", `tier-${quota.tier || 0}`], style: `width:${Math.min(100, percent)}%` })),
         h("p", {}, `${number(quota.used)} of ${number(quota.limit)} conversations used this period (${percent} %).`),
         h("p", { class: "muted small" }, `Period ${longDate(quota.period_start)} – ${longDate(quota.period_end)}.${quota.blocked ? " New conversations are blocked." : ""}`)),
-      usage && (usage.days || usage.items) ? usageChart(usage.days || usage.items) : null,
+      usage ? usageChart(usage) : null,
       isBilling() ? form("Buy conversation packs (1,000 each)", [
         field("Packs", h("input", { name: "count", type: "number", min: 1, max: 100, value: 1, required: true })),
       ], async (v) => {
@@ -218,12 +224,41 @@ const PAGES = {
   },
 };
 
+/** Billable conversations opened per day of the period, from the list of billable conversations. */
+async function usagePerDay(quota) {
+  const counts = new Map();
+  let cursor = null;
+  for (let page = 0; page < 20; page++) {
+    const data = await optional(`/billing/conversations?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`).catch(() => null);
+    if (!data) return counts.size ? toDays(counts, quota) : null;
+    for (const row of data.items) {
+      if (row.released_at) continue;
+      const day = String(row.opened_at).slice(0, 10);
+      counts.set(day, (counts.get(day) || 0) + 1);
+    }
+    cursor = data.next_cursor;
+    if (!cursor) break;
+  }
+  return toDays(counts, quota);
+}
+
+function toDays(counts, quota) {
+  const days = [];
+  const start = new Date(quota.period_start);
+  const end = new Date(quota.period_end);
+  for (let d = new Date(start); d < end; d.setUTCDate(d.getUTCDate() + 1)) {
+    const key = d.toISOString().slice(0, 10);
+    days.push({ day: key, count: counts.get(key) || 0 });
+  }
+  return days;
+}
+
 function usageChart(days) {
-  const max = Math.max(1, ...days.map((d) => d.count ?? d.conversations ?? 0));
-  return h("div", { class: "usage-chart", "aria-label": "Conversations per day" }, days.map((d) => {
-    const n = d.count ?? d.conversations ?? 0;
-    return h("div", { class: "bar", title: `${d.day || d.date}: ${n}`, style: `height:${Math.round((100 * n) / max)}%` });
-  }));
+  const max = Math.max(1, ...days.map((d) => d.count));
+  return h("figure", { class: "usage" },
+    h("figcaption", { class: "muted small" }, `Conversations opened per day (highest: ${max})`),
+    h("div", { class: "usage-chart", role: "img", "aria-label": "Conversations opened per day" }, days.map((d) =>
+      h("div", { class: "bar", title: `${d.day}: ${d.count}`, style: `height:${Math.round((100 * d.count) / max)}%` }))));
 }
 
 async function jsonResource(body, title, paths) {

@@ -13,7 +13,7 @@ export function h(tag, props = {}, ...children) {
     if (key === "class") el.className = Array.isArray(value) ? value.filter(Boolean).join(" ") : value;
     else if (key === "text") el.textContent = String(value);
     else if (key === "data") for (const [k, v] of Object.entries(value)) el.dataset[k] = String(v);
-    else if (key === "style") el.setAttribute("style", value);
+    else if (key === "style") el.style.cssText = value; // CSSOM: allowed by the page's CSP, unlike style=""
     else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
     else if (key.startsWith("aria-")) el.setAttribute(key, String(value));
     else if (key === "sandbox") el.setAttribute("sandbox", String(value));

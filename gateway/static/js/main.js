@@ -170,6 +170,12 @@ function handleEvent(event) {
       thread.onConversation(data.conversation);
       nav.refreshCounts();
       break;
+    case "conversation.handoff":
+      list.touch(event.conversation_id);
+      thread.onContactEvent(event);
+      banner.toast(`A bot handed conversation #${event.conversation_id} to the team.`);
+      nav.refreshCounts();
+      break;
     case "user.presence":
       if (data.user) {
         state.users.set(data.user.id, data.user);

@@ -171,9 +171,17 @@ function renderHeader() {
   const priority = h("select", { id: "priority", "aria-label": "Priority", onchange: (e) => patch({ priority: e.target.value }) },
     PRIORITIES.map((p) => option(p, p === "none" ? "No priority" : `${p[0].toUpperCase()}${p.slice(1)} priority`, c.priority)));
   const snooze = h("select", { id: "snooze", "aria-label": "Snooze", onchange: (e) => {
+    if (e.target.value === "custom") {
+      const picker = h("input", { type: "datetime-local", id: "snooze-until", "aria-label": "Snooze until", onchange: () => {
+        if (picker.value) patch({ status: "snoozed", snoozed_until: new Date(picker.value).toISOString() });
+      } });
+      e.target.replaceWith(picker);
+      picker.focus();
+      return;
+    }
     const until = snoozeUntil(e.target.value);
     if (until) patch({ status: "snoozed", snoozed_until: until.toISOString() });
-  } }, option("", "Snooze…", ""), option("1h", "1 hour", ""), option("tomorrow", "Tomorrow 9:00", ""), option("week", "Next Monday 9:00", ""));
+  } }, option("", "Snooze…", ""), option("1h", "1 hour", ""), option("tomorrow", "Tomorrow 9:00", ""), option("week", "Next Monday 9:00", ""), option("custom", "Until…", ""));
   const resolved = c.status === "resolved";
   const labelInput = h("input", { id: "add-label", class: "label-input", placeholder: "+ label", "aria-label": "Add label" });
   labelInput.addEventListener("keydown", (e) => {
@@ -435,7 +443,7 @@ async function templatePicker() {
   }
   function showFields() {
     const t = items[Number(select.value)];
-    const count = new Set(((t.body || t.text || "").match(/\{\{\d+\}\}/g) || [])).size || (t.param_count || 0);
+    const count = new Set(((t.body || t.text || "").match(/\{\{\d+\}\}/g) || [])).size || (Number(t.params) || 0);
     clear(fields, Array.from({ length: count }, (_, i) => h("label", {}, `Parameter ${i + 1}`, h("input", { type: "text", name: `param-${i + 1}`, oninput: update }))));
     update();
   }

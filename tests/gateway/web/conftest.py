@@ -24,6 +24,22 @@ async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
     await gateway.close()
 
 
+class PageProblems:
+    """Uncaught script errors and Content-Security-Policy refusals seen on a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(msg.text)
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
+        )
+
+
 async def sign_in(page: Page, gw: Gateway, email: str = ADMIN_EMAIL) -> None:
     await page.goto(gw.base_url + "/")
     await page.get_by_label("Email").fill(email)

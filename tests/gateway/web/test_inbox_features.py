@@ -14,7 +14,7 @@ from playwright.async_api import Page, Route, expect
 
 from gateway.demo import AGENT_EMAIL
 from inbox.model import InboundMessage
-from tests.gateway.web.conftest import shot, sign_in
+from tests.gateway.web.conftest import PageProblems, shot, sign_in
 from tests.harness import Gateway
 
 
@@ -38,6 +38,7 @@ async def serve_json(page: Page, pattern: str, body: dict) -> None:
 
 
 async def test_quota_banner_tiers_and_the_block_message(page: Page, gw: Gateway):
+    problems = PageProblems(page)
     await page.set_viewport_size({"width": 1280, "height": 800})
     await serve_json(page, "**/api/v1/quota", quota(650))
     await sign_in(page, gw)
@@ -63,6 +64,32 @@ async def test_quota_banner_tiers_and_the_block_message(page: Page, gw: Gateway)
     )
     await shot(page, "08-quota-100")
 
+    # Billing: the meter, opened conversations per day, and the pack form for billing admins.
+    await serve_json(
+        page,
+        "**/api/v1/billing/conversations*",
+        {
+            "items": [
+                {"opened_at": "2026-11-03T10:00:00+00:00", "released_at": None},
+                {"opened_at": "2026-11-03T11:00:00+00:00", "released_at": None},
+                {"opened_at": "2026-11-04T09:00:00+00:00", "released_at": None},
+                {"opened_at": "2026-11-05T09:00:00+00:00", "released_at": "2026-11-05T09:01:00+00:00"},
+            ],
+            "next_cursor": None,
+        },
+    )
+    await banner.get_by_role("link", name="Buy more conversations").click()
+    body = page.locator("#admin-body")
+    await expect(body).to_contain_text("1,000 of 1,000 conversations used this period (100 %)")
+    bars = body.locator(".usage-chart .bar")
+    await expect(bars).to_have_count(30)  # every day of November
+    await expect(bars.nth(2)).to_have_attribute("title", "2026-11-03: 2")
+    await expect(bars.nth(4)).to_have_attribute("title", "2026-11-05: 0")  # released: not counted
+    assert await bars.nth(2).evaluate("b => b.getBoundingClientRect().height") > 50
+    assert await bars.nth(3).evaluate("b => b.getBoundingClientRect().height") < 70
+    await expect(body.get_by_role("button", name="Buy")).to_be_visible()
+    await shot(page, "11-billing")
+
     # Agents see the block too, but no link to buying (they cannot) and no settings.
     await page.locator("#sign-out").click()
     await sign_in(page, gw, AGENT_EMAIL)
@@ -70,6 +97,7 @@ async def test_quota_banner_tiers_and_the_block_message(page: Page, gw: Gateway)
     await expect(banner).to_contain_text("Ask a billing admin")
     await expect(banner.get_by_role("link")).to_have_count(0)
     await expect(page.get_by_role("link", name="Settings")).to_have_count(0)
+    assert problems.errors == []
 
 
 async def test_closed_window_offers_the_template_picker(page: Page, gw: Gateway):
@@ -127,6 +155,7 @@ async def test_closed_window_offers_the_template_picker(page: Page, gw: Gateway)
 
 
 async def test_admin_pages_and_saved_replies_in_the_composer(page: Page, gw: Gateway):
+    problems = PageProblems(page)
     await page.set_viewport_size({"width": 1280, "height": 800})
     await sign_in(page, gw)
     await page.get_by_role("link", name="Settings").click()
@@ -162,3 +191,4 @@ async def test_admin_pages_and_saved_replies_in_the_composer(page: Page, gw: Gat
     await expect(page.locator("#canned-menu")).to_contain_text("/shipping")
     await page.locator("#composer-text").press("Enter")
     await expect(page.locator("#composer-text")).to_have_value("Orders ship within 2 working days.")
+    assert problems.errors == []

@@ -9,7 +9,7 @@ from playwright.async_api import Page, expect
 
 from gateway.demo import AGENT_EMAIL
 from inbox.model import MessageStatus
-from tests.gateway.web.conftest import shot, sign_in
+from tests.gateway.web.conftest import PageProblems, shot, sign_in
 from tests.harness import Gateway
 
 
@@ -39,6 +39,7 @@ async def test_sign_in_shows_the_demo_conversation_and_sign_out_ends_the_session
 
 
 async def test_agent_works_a_conversation_live(page: Page, gw: Gateway):
+    problems = PageProblems(page)
     await page.set_viewport_size({"width": 1280, "height": 800})
     await sign_in(page, gw)
     loop = await gw.loopback()
@@ -117,6 +118,7 @@ async def test_agent_works_a_conversation_live(page: Page, gw: Gateway):
     await page.set_viewport_size({"width": 768, "height": 1024})
     await expect(page.locator("#composer-text")).to_be_visible()
     await shot(page, "04-thread-tablet-portrait")
+    assert problems.errors == []
 
 
 async def test_a_refused_send_keeps_the_text_and_says_why(page: Page, gw: Gateway):
