@@ -138,6 +138,40 @@ async def get_attachment(request: web.Request) -> web.Response:
     )
 
 
+# The email adapter keeps the sanitized HTML of a mail on the record (raw["html"]). It is served as its
+# own document with a sandbox policy and shown in a sandboxed iframe: even HTML the sanitizer missed
+# can run no script, submit no form and reach no cookie of ours.
+EMAIL_HTML_CSP = (
+    "sandbox; default-src 'none'; img-src data: cid: https:; style-src 'unsafe-inline'; font-src data:"
+)
+
+
+@api.route(
+    "GET", "/messages/{id}/html", summary="The sanitized HTML of an email message, as a sandboxed page"
+)
+async def get_message_html(request: web.Request) -> web.Response:
+    user = user_of(request)
+    message_id = path_id(request)
+    async with container_of(request).db.read() as session:
+        message = await session.get(t.Message, message_id)
+        if message is None or message.account_id != user.account_id:
+            raise not_found("message", message_id)
+        await visible_conversation(session, user, message.conversation_id)
+        html = (message.raw or {}).get("html")
+    if not isinstance(html, str) or not html.strip():
+        raise ApiError(404, "not_found", f"message {message_id} has no HTML body")
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": EMAIL_HTML_CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
+
+
 # -- canned responses --------------------------------------------------------------------------------
 
 

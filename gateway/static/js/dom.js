@@ -2,7 +2,7 @@
 
 const PROPS = new Set(["value", "checked", "disabled", "selected", "hidden", "type", "placeholder",
   "title", "href", "src", "alt", "name", "rows", "min", "max", "step", "tabIndex", "autocomplete",
-  "htmlFor", "id", "required", "multiple", "readOnly", "download", "target", "rel", "srcdoc", "sandbox",
+  "htmlFor", "id", "required", "multiple", "readOnly", "download", "target", "rel", "sandbox",
   "role", "loading", "referrerPolicy", "autofocus"]);
 
 /** h("div", {class: "x", onclick: fn, data: {id: 1}}, "text", child, [more]) */

@@ -237,11 +237,9 @@ function messageNode(m) {
     body.push(h("div", { class: "template-tag" }, `Template ${m.template.name} (${m.template.language})`));
     if (m.template.params && m.template.params.length) body.push(h("div", { class: "muted small" }, `Parameters: ${m.template.params.join(" · ")}`));
   }
-  if (m.html) {
-    // Email HTML, sanitized by the server; the sandbox also stops any script, form or top navigation.
-    body.push(h("iframe", { class: "email-html", sandbox: "", srcdoc: m.html, title: "Email content", referrerPolicy: "no-referrer" }));
-  } else if (m.text) {
-    body.push(h("div", { class: "text" }, m.text));
+  if (m.text) body.push(h("div", { class: "text" }, m.text));
+  if (m.kind === "incoming" && current && current.conversation.channel_kind === "email") {
+    body.push(emailHtmlToggle(m));
   }
   (m.attachments || []).forEach((a, index) => body.push(attachmentNode(m, a, index)));
   const meta = [h("time", { title: longDate(m.created_at) }, clock(m.created_at))];
@@ -254,6 +252,22 @@ function messageNode(m) {
       body,
       h("div", { class: "meta" }, meta)),
     m.status === "failed" ? failureNode(m) : null);
+}
+
+// The mail as its sender formatted it: sanitized by the server, served with a sandbox policy, and shown
+// in a sandboxed frame (no scripts, forms, popups or access to this page). Loaded only on request.
+function emailHtmlToggle(m) {
+  const holder = h("div", { class: "email-html-holder" });
+  const button = h("button", { class: "link-button small show-html", onclick: () => {
+    if (holder.firstChild) {
+      holder.replaceChildren();
+      button.textContent = "Show formatted email";
+      return;
+    }
+    holder.append(h("iframe", { class: "email-html", sandbox: "", src: `/api/v1/messages/${m.id}/html`, title: "Formatted email", referrerPolicy: "no-referrer", loading: "lazy" }));
+    button.textContent = "Hide formatted email";
+  } }, "Show formatted email");
+  return h("div", { class: "email-html-box" }, button, holder);
 }
 
 function attachmentNode(m, a, index) {

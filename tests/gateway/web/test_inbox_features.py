@@ -192,3 +192,107 @@ async def test_admin_pages_and_saved_replies_in_the_composer(page: Page, gw: Gat
     await page.locator("#composer-text").press("Enter")
     await expect(page.locator("#composer-text")).to_have_value("Orders ship within 2 working days.")
     assert problems.errors == []
+
+
+async def test_email_html_shows_in_a_sandboxed_frame_and_cannot_script(page: Page, gw: Gateway):
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    _, channels = await gw.api("GET", "/channels")
+    email = next(c for c in channels["items"] if c["kind"] == "email")
+    # Even HTML that slipped past the sanitizer (here: none ran) can do nothing in the frame.
+    html = (
+        "<p>Hello <b>team</b>, the invoice is attached.</p>"
+        "<script>parent.__xss = 1</script><img src=x onerror='parent.__xss = 2'>"
+        "<form action='/api/v1/auth/sign-out' method='post'><button id=f>go</button></form>"
+    )
+    result = await gw.container.pipeline.receive(
+        InboundMessage(
+            channel_id=email["id"],
+            provider_message_id="<m1@example.com>",
+            sender="Pat@Example.com",
+            sender_name="Pat Payer",
+            text="Hello team, the invoice is attached.",
+            raw={"html": html, "subject": "Invoice"},
+        )
+    )
+    await sign_in(page, gw)
+    await page.goto(f"{gw.base_url}/#/conversations/{result.conversation_id}")
+    message = page.locator("#messages .message.incoming").last
+    await expect(message.locator(".text")).to_have_text("Hello team, the invoice is attached.")
+    await message.get_by_role("button", name="Show formatted email").click()
+    frame_el = message.locator("iframe.email-html")
+    await expect(frame_el).to_have_attribute("sandbox", "")
+    frame = page.frame_locator("iframe.email-html")
+    await expect(frame.locator("b")).to_have_text("team")
+    assert await page.evaluate("window.__xss") is None
+    await shot(page, "12-email-html")
+    # Served on its own it carries a sandbox policy too, and only to those who may see it.
+    async with gw.http.get(
+        f"{gw.base_url}/api/v1/messages/{result.message_id}/html",
+        headers={"Authorization": f"Bearer {gw.admin_token}"},
+    ) as resp:
+        assert resp.status == 200 and resp.headers["Content-Security-Policy"].startswith("sandbox")
+    _, outsider = await gw.user("outsider3@demo.switchboard.test")
+    status, _ = await gw.api("GET", f"/messages/{result.message_id}/html", token=outsider)
+    assert status == 404
+
+
+async def test_consent_panel_shows_history_and_explains_a_refused_opt_in(page: Page, gw: Gateway):
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    consent = {
+        "contact_id": 1,
+        "channels": [
+            {
+                "channel_id": 1,
+                "channel_name": "Demo loopback",
+                "kind": "loopback",
+                "state": "opted_out",
+                "history": [
+                    {
+                        "previous": "opted_in",
+                        "state": "opted_out",
+                        "source": "keyword",
+                        "evidence": "message:7",
+                        "at": "2026-11-20T10:00:00+00:00",
+                    }
+                ],
+            },
+            {
+                "channel_id": 4,
+                "channel_name": "Demo whatsapp",
+                "kind": "whatsapp",
+                "state": "unknown",
+                "history": [],
+            },
+        ],
+    }
+    posted: list[dict] = []
+
+    async def handle(route: Route) -> None:
+        if route.request.method == "POST":
+            posted.append(json.loads(route.request.post_data or "{}"))
+            assert route.request.headers.get("x-csrf-token")
+            await route.fulfill(
+                status=409,
+                content_type="application/json",
+                body=json.dumps(
+                    {"error": {"code": "no_prior_contact", "message": "no prior contact", "details": None}}
+                ),
+            )
+        else:
+            await route.fulfill(status=200, content_type="application/json", body=json.dumps(consent))
+
+    await page.route("**/api/v1/contacts/1/consent", handle)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await sign_in(page, gw)
+    await page.locator("#conversation-list .conversation").first.click()
+    panel = page.locator("#contact-pane .consent")
+    await expect(panel.locator("[data-channel='1']")).to_contain_text("Opted out")
+    await panel.locator("[data-channel='1'] summary").click()
+    await expect(panel.locator("[data-channel='1'] .history")).to_contain_text("keyword (message:7)")
+    await expect(panel.locator("[data-channel='4']")).to_contain_text("Not asked yet")
+    await shot(page, "13-contact-consent")
+    await panel.locator("[data-channel='4']").get_by_role("button", name="Record opt-in").click()
+    await expect(page.locator("#toasts")).to_contain_text(
+        "only allowed for a contact who has already written"
+    )
+    assert posted == [{"channel_id": 4, "state": "opted_in"}]
