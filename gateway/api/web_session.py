@@ -153,7 +153,9 @@ async def sign_out(request: web.Request) -> web.Response:
 
 @api.route(
     "PATCH",
-    "/users/me/availability",
+    "/users/me",
+    # Same path and body as the routing issue's availability endpoint (which also drains the
+    # assignment queue when an agent comes online); on merge the two handlers become one.
     summary="Set your own presence (online, away, offline); others see it live",
     body=PresenceBody,
     response=UserView,

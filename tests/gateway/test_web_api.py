@@ -302,9 +302,9 @@ async def test_presence_changes_are_validated_and_streamed(gw: Gateway, browser:
     await browser.sign_in()
     stream = await gw.stream()
     await stream.ready()
-    status, body = await browser.call("PATCH", "/users/me/availability", {"availability": "busy"})
+    status, body = await browser.call("PATCH", "/users/me", {"availability": "busy"})
     assert status == 422 and "availability" in body["error"]["message"]
-    status, body = await browser.call("PATCH", "/users/me/availability", {"availability": "away"})
+    status, body = await browser.call("PATCH", "/users/me", {"availability": "away"})
     assert status == 200 and body["availability"] == "away"
     event = await stream.next(lambda e: e["type"] == "user.presence")
     assert event["data"]["user"]["availability"] == "away"

@@ -88,7 +88,7 @@ export async function reloadReference() {
 function shell() {
   const presence = h("select", { id: "my-presence", class: "presence-select", "aria-label": "Your status", onchange: async (e) => {
     try {
-      const me = await api("PATCH", "/users/me/availability", { availability: e.target.value });
+      const me = await api("PATCH", "/users/me", { availability: e.target.value });
       state.me = { ...state.me, availability: me.availability };
     } catch (err) {
       banner.toast(err.message);

@@ -212,7 +212,7 @@ async def test_presence_is_seen_by_other_agents(page: Page, gw: Gateway):
         "data-availability", "online"
     )
     async with browser.patch(
-        gw.base_url + "/api/v1/users/me/availability",
+        gw.base_url + "/api/v1/users/me",
         json={"availability": "away"},
         headers={"X-CSRF-Token": csrf},
     ) as resp:
