@@ -118,6 +118,12 @@ async def test_agent_works_a_conversation_live(page: Page, gw: Gateway):
     await page.set_viewport_size({"width": 768, "height": 1024})
     await expect(page.locator("#composer-text")).to_be_visible()
     await shot(page, "04-thread-tablet-portrait")
+    # On a portrait tablet list and thread take turns; the back button returns to the list.
+    await expect(page.locator("#conversation-list")).to_be_hidden()
+    await page.get_by_role("button", name="Back to the list").click()
+    await expect(page.locator("#conversation-list")).to_be_visible()
+    await expect(page.locator("#composer-text")).to_be_hidden()
+    await shot(page, "04b-list-tablet-portrait")
     assert problems.errors == []
 
 
