@@ -364,6 +364,45 @@ class BotRun(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+# -- the web inbox (issue 9): browser sessions, per-agent read markers, canned responses --------------
+
+
+class WebSession(Base):
+    """A signed-in browser. Only the digest of the cookie value is stored; the CSRF token goes with it."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConversationRead(Base):
+    """How far one user has read a conversation: incoming messages with a higher id are unread."""
+
+    __tablename__ = "conversation_reads"
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_read_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CannedResponse(Base):
+    """A saved reply agents insert with ``/short_code`` in the composer."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (UniqueConstraint("account_id", "short_code"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    short_code: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 __all__ = [
     "Account",
     "ApiToken",
@@ -372,11 +411,13 @@ __all__ = [
     "Base",
     "BotFlow",
     "BotRun",
+    "CannedResponse",
     "Channel",
     "Contact",
     "ContactIdentity",
     "Conversation",
     "ConversationLabel",
+    "ConversationRead",
     "Event",
     "InboxMember",
     "InboxRow",
@@ -388,4 +429,5 @@ __all__ = [
     "Team",
     "TeamMember",
     "User",
+    "WebSession",
 ]

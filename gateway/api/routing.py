@@ -18,7 +18,6 @@ from gateway.api.spec import ApiRoutes, Page
 from inbox import tables as t
 from inbox.access import can_see_inbox
 from inbox.queries import list_by_id
-from inbox.views import UserView
 from routing.hours import SETTINGS_KEY, BusinessHours, hours_of
 from routing.rules import (
     AssignAgent,
@@ -515,30 +514,3 @@ async def delete_hours(request: web.Request) -> None:
     async with container_of(request).db.write() as session:
         inbox = await _inbox(session, user, path_id(request))
         inbox.settings = {k: v for k, v in (inbox.settings or {}).items() if k != SETTINGS_KEY}
-
-
-# -- availability ----------------------------------------------------------------------------------
-
-
-class MePatch(BaseModel):
-    availability: Literal["online", "away", "offline"]
-
-
-@api.route(
-    "PATCH",
-    "/users/me",
-    summary="Set your availability; only online agents get conversations assigned",
-    body=MePatch,
-    response=UserView,
-)
-async def patch_me(request: web.Request, body: MePatch) -> UserView:
-    user = user_of(request)
-    c = container_of(request)
-    async with c.db.write() as session:
-        me = await session.get(t.User, user.id)
-        assert me is not None
-        me.availability = body.availability
-        view = UserView.of(me)
-    if body.availability == "online":
-        await c.assigner.request_drain(user.account_id)  # the queue may move now
-    return view
