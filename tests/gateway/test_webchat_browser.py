@@ -51,7 +51,7 @@ async def write(page: Page, text: str) -> None:
 
 async def test_visitor_and_agent_talk_live_with_typing_and_read_receipts(gw: Gateway, page: Page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    status, _ = await gw.api("PUT", "/users/me/availability", json_body={"availability": "online"})
+    status, _ = await gw.api("PATCH", "/users/me", json_body={"availability": "online"})
     assert status == 200
     stream = await gw.stream()
     await stream.ready()

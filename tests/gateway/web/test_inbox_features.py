@@ -170,7 +170,12 @@ async def test_admin_pages_and_saved_replies_in_the_composer(page: Page, gw: Gat
     await shot(page, "10-admin-channels")
 
     await page.get_by_role("link", name="Routing rules").click()
-    await expect(body).to_contain_text("not available on this server yet")
+    await body.get_by_label("Definition").fill(
+        '{"name": "Tag refunds", "conditions": [{"type": "text", "op": "contains", "value": "refund"}],'
+        ' "actions": [{"type": "add_label", "label": "refund"}]}'
+    )
+    await body.get_by_role("button", name="Create").click()
+    await expect(body.locator("table")).to_contain_text("Tag refunds")
 
     await page.get_by_role("link", name="Saved replies").click()
     await body.get_by_label("Short code").fill("shipping")
