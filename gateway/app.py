@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.api import admin, contacts, conversations
+from gateway.api import admin, contacts, conversations, policies
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
@@ -25,7 +25,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     """Build the app. With ``manage_container`` the app starts and stops the container with itself."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=32 * 1024 * 1024)
     app[CONTAINER] = container
-    ops = register(app, [admin.api, conversations.api, contacts.api], API_PREFIX)
+    ops = register(app, [admin.api, conversations.api, contacts.api, policies.api], API_PREFIX)
     app[OPENAPI] = openapi_document(ops, API_PREFIX)
     app.router.add_get(f"{API_PREFIX}/openapi.json", _openapi)
     app.router.add_get(f"{API_PREFIX}/stream", stream)

@@ -12,14 +12,19 @@ from datetime import timedelta
 
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
+from gateway.mailer import SmtpMailer
+from inbox.consent import ConsentPolicy, KeywordHook
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
 from inbox.jobs import InProcessJobs
+from inbox.mail import MailQueue
 from inbox.media import MediaStore
 from inbox.model import ChannelKind
 from inbox.outbox import Outbox
+from inbox.quota import Quota
 from inbox.schema import migrate
+from inbox.windows import WindowPolicy
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,6 +40,7 @@ class Container:
     adapters: AdapterRegistry
     pipeline: InboundPipeline
     outbox: Outbox
+    mail: MailQueue
     started: bool = field(default=False)
 
     async def start(self) -> None:
@@ -44,6 +50,8 @@ class Container:
         await self.bus.start()
         self.db.after_commit.append(self.bus.poke_local_and_remote)
         await self.jobs.start()
+        self.db.after_commit.append(self.mail.poke)
+        await self.mail.start()
         await self.adapters.start_all()
         pending = await self.outbox.redispatch_pending()
         if pending:
@@ -54,6 +62,7 @@ class Container:
         if not self.started:
             return
         await self.adapters.stop_all()
+        await self.mail.stop()
         await self.jobs.stop()
         await self.bus.stop()
         await self.db.close()
@@ -79,5 +88,11 @@ def build(
     )
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     outbox = Outbox(db, jobs, adapters.get, clock)
+    # DESIGN.md §3: consent, then the service window, then the quota (which counts, so it runs last).
+    quota = Quota(settings.effective_public_url())
+    outbox.policies.extend([ConsentPolicy(), WindowPolicy(), quota])
+    outbox.failure_hooks.append(quota.release)
+    pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
+    mail = MailQueue(db, SmtpMailer(settings.smtp_url) if settings.smtp_url else None, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
-    return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox)
+    return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox, mail)
