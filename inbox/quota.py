@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.events import hold_event_lock
 from inbox.mail import queue_mail
 from inbox.model import Reason, Role
 from inbox.outbox import Refusal, SendContext
@@ -92,6 +93,8 @@ async def usage_row(
     session: AsyncSession, account_id: int, period: str, now: datetime, *, lock: bool
 ) -> t.QuotaUsage:
     """The account's usage row for the period, created if missing; locked for update if ``lock``."""
+    if lock:
+        await hold_event_lock(session)  # lock order: events first, then the usage row
     stmt = select(t.QuotaUsage).where(t.QuotaUsage.account_id == account_id, t.QuotaUsage.period == period)
     row = await session.scalar(stmt.execution_options(populate_existing=True))
     if row is None:
@@ -233,20 +236,21 @@ class Quota:
         await session.flush()
 
     def alert_text(self, account_name: str, period: str, tier: int, used: int, limit: int) -> tuple[str, str]:
+        """The alert mail: subject names the tier; body has usage, limit, period end and the pack link."""
         _, end = period_bounds(period)
+        subject = f"[Switchboard] {account_name}: {tier}% of the {period} conversation quota used"
         if tier >= 100:
-            subject = f"[Switchboard] {account_name}: all {limit:,} conversations of {period} are used"
+            subject += " - new conversations are blocked"
             effect = (
-                "No new billable conversations can open until the period ends or you buy a pack. "
+                "No new billable conversation can open until the period ends or you buy a pack. "
                 "Conversations already open continue, and inbound messages still arrive."
             )
         else:
-            subject = f"[Switchboard] {account_name}: {tier}% of this month's conversations used"
-            effect = "At 100 % no new billable conversations can open until you buy a pack."
+            effect = "At 100 % no new billable conversation can open until you buy a pack."
         body = "\n".join(
             [
                 f"Your account {account_name} has used {used:,} of {limit:,} conversations "
-                f"({tier}% tier) in the period {period}.",
+                f"in the period {period} ({tier}% tier reached).",
                 "",
                 f"Usage: {used:,}",
                 f"Limit: {limit:,}",
