@@ -6,10 +6,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from tests.gateway.policy_support import LOOPBACK, configure_channel, reply, send_to
-from tests.harness import ManualClock, start_gateway
+from tests.harness import Gateway, ManualClock, start_gateway
 
 
-async def _template(gw, name="order_update", body="Your order {{1}} ships on {{2}}.", status="approved"):
+async def _template(
+    gw: Gateway,
+    name: str = "order_update",
+    body: str = "Your order {{1}} ships on {{2}}.",
+    status: str = "approved",
+) -> dict:
     code, row = await gw.api(
         "POST",
         f"/channels/{LOOPBACK}/templates",
