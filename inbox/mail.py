@@ -91,6 +91,8 @@ class MailQueue:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self.mailer is None:
+            _LOGGER.warning("SWITCHBOARD_SMTP_URL is not set: system mail (quota alerts) waits in the outbox")
         self._wake.set()  # mail left pending before a restart goes out now
         self._task = asyncio.create_task(self._run(), name="mail-queue")
 
