@@ -1,5 +1,6 @@
-"""The quota is exact across processes: two `switchboard serve` on one PostgreSQL database, 50 concurrent
-sends to 50 new contacts at limit-1, exactly one conversation opens and exactly one alert mail goes."""
+"""The quota is exact across processes: two `switchboard serve` on one database (a PostgreSQL database, or
+one SQLite file), 50 concurrent sends to 50 new contacts at limit-1: exactly one conversation opens and
+exactly one alert mail goes."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from sqlalchemy import func, select
 
 from inbox import tables as t
-from inbox.db import Database
+from inbox.db import Database, sqlite_url
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def serve(data_dir: Path, database_url: str, smtp_port: int) -> AsyncIterator[Server]:
+async def serve(data_dir: Path, database_url: str | None, smtp_port: int) -> AsyncIterator[Server]:
     port = free_port()
     env = {
         **os.environ,
@@ -59,8 +59,7 @@ async def serve(data_dir: Path, database_url: str, smtp_port: int) -> AsyncItera
         str(free_port()),
         "--data-dir",
         str(data_dir),
-        "--database-url",
-        database_url,
+        *(["--database-url", database_url] if database_url else []),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -92,13 +91,14 @@ async def serve(data_dir: Path, database_url: str, smtp_port: int) -> AsyncItera
                 await proc.wait()
 
 
-@pytest.mark.postgres
 async def test_two_processes_open_exactly_one_conversation_at_limit_minus_one(
-    tmp_path: Path, pg_url: str, smtp_sink
+    tmp_path: Path, database_url: str | None, smtp_sink
 ):
+    # SQLite: both processes use the same data dir, so the same database file.
+    dir_a, dir_b = (tmp_path / "a", tmp_path / "b") if database_url else (tmp_path, tmp_path)
     async with (
-        serve(tmp_path / "a", pg_url, smtp_sink.port) as a,
-        serve(tmp_path / "b", pg_url, smtp_sink.port) as b,
+        serve(dir_a, database_url, smtp_sink.port) as a,
+        serve(dir_b, database_url, smtp_sink.port) as b,
         aiohttp.ClientSession() as http,
     ):
         code, channel = await a.api(
@@ -143,7 +143,7 @@ async def test_two_processes_open_exactly_one_conversation_at_limit_minus_one(
         assert envelope.rcpt_tos == ["admin@demo.switchboard.test"]
 
     # Both processes are gone: whatever they had to send is sent, and it was one mail.
-    db = Database(pg_url)
+    db = Database(database_url or sqlite_url(tmp_path))
     db.connect()
     try:
         async with db.read() as session:
