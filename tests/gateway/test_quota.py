@@ -232,9 +232,9 @@ async def test_period_rolls_over_at_midnight_utc_on_the_first_and_packs_renew(tm
 
 
 async def test_a_conversation_whose_first_message_fails_permanently_is_released(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, database_url: str | None
 ):
-    gw = await _metered(tmp_path, clock)
+    gw = await _metered(tmp_path, clock, database_url=database_url)
     try:
         loop = await gw.loopback()
         stream = await gw.stream()
@@ -271,9 +271,9 @@ async def test_a_conversation_whose_first_message_fails_permanently_is_released(
 
 
 async def test_50_concurrent_sends_at_limit_minus_one_open_exactly_one_conversation(
-    tmp_path: Path, clock: ManualClock, smtp_sink
+    tmp_path: Path, clock: ManualClock, smtp_sink, database_url: str | None
 ):
-    gw = await _metered(tmp_path, clock, smtp_sink.port)
+    gw = await _metered(tmp_path, clock, smtp_sink.port, database_url=database_url)
     try:
         await seed_usage(gw, 999)
         results = await asyncio.gather(*(send_to(gw, f"+1555031{n:04d}", "Hello!") for n in range(50)))
