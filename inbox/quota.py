@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
-from inbox.events import hold_event_lock
+from inbox.events import hold_event_lock, record_event
 from inbox.mail import queue_mail
 from inbox.model import Reason, Role
 from inbox.outbox import Refusal, SendContext
@@ -130,13 +130,30 @@ async def quota_status(session: AsyncSession, account_id: int, now: datetime) ->
     return QuotaStatus(period, start, end, account.included_conversations, packs, used)
 
 
+def quota_payload(q: QuotaStatus) -> dict[str, object]:
+    """The ``quota.updated`` event: enough for every user's banner to change live."""
+    return {
+        "period": q.period,
+        "used": q.used,
+        "limit": q.limit,
+        "percent": q.percent,
+        "tier": q.tier,
+        "blocked": q.blocked,
+        "banner": banner_level(q.tier),
+    }
+
+
 async def add_packs(session: AsyncSession, account_id: int, count: int, now: datetime) -> QuotaStatus:
     """Buy packs: they count at once in this period and renew in the next ones."""
     row = await usage_row(session, account_id, period_of(now), now, lock=True)
     row.packs += count
     row.updated_at = now
     await session.flush()
-    return await quota_status(session, account_id, now)
+    status = await quota_status(session, account_id, now)
+    await record_event(
+        session, "quota.updated", account_id=account_id, now=now, payload=quota_payload(status)
+    )
+    return status
 
 
 class Quota:
@@ -234,6 +251,10 @@ class Quota:
                 )
             )
         await session.flush()
+        status = await quota_status(session, account.id, now)
+        await record_event(
+            session, "quota.updated", account_id=account.id, now=now, payload=quota_payload(status)
+        )
 
     def alert_text(self, account_name: str, period: str, tier: int, used: int, limit: int) -> tuple[str, str]:
         """The alert mail: subject names the tier; body has usage, limit, period end and the pack link."""

@@ -99,7 +99,12 @@ async def test_70_percent_of_1000_plus_a_pack_alerts_billing_and_super_admins_on
         assert q["used"] == 1399 and q["tier"] is None and q["banner"] == "none"
         assert await count_rows(gw, t.OutgoingMail) == 0
 
+        _, agent_stream_token = await gw.user("agent6@example.com", role="agent", inbox_ids=[])
+        stream = await gw.stream(token=agent_stream_token)  # every user sees the banner, inbox or not
+        await stream.ready()
         await send_to(gw, "+15550301400", "two")  # 1,400 of 2,000 is exactly 70 %
+        event = await stream.next(lambda e: e["type"] == "quota.updated")
+        assert (event["data"]["tier"], event["data"]["banner"], event["data"]["used"]) == (70, "notice", 1400)
         q = await quota(gw)
         assert (q["used"], q["percent"], q["tier"], q["banner"], q["blocked"]) == (
             1400,
