@@ -58,6 +58,11 @@ class QuotaStatus:
     included: int
     packs: int
     used: int
+    cancelled_packs: int = 0
+
+    @property
+    def renewing_packs(self) -> int:
+        return self.packs - self.cancelled_packs
 
     @property
     def limit(self) -> int:
@@ -79,14 +84,16 @@ class QuotaStatus:
 
 
 async def _carried_packs(session: AsyncSession, account_id: int, period: str) -> int:
-    """Packs renew monthly: a new period starts with the packs of the latest earlier one."""
-    packs = await session.scalar(
-        select(t.QuotaUsage.packs)
-        .where(t.QuotaUsage.account_id == account_id, t.QuotaUsage.period < period)
-        .order_by(t.QuotaUsage.period.desc())
-        .limit(1)
-    )
-    return packs or 0
+    """Packs renew monthly: a new period starts with the latest earlier one's packs, less cancelled ones."""
+    row = (
+        await session.execute(
+            select(t.QuotaUsage.packs, t.QuotaUsage.cancelled_packs)
+            .where(t.QuotaUsage.account_id == account_id, t.QuotaUsage.period < period)
+            .order_by(t.QuotaUsage.period.desc())
+            .limit(1)
+        )
+    ).first()
+    return max(0, row[0] - row[1]) if row else 0
 
 
 async def usage_row(
@@ -103,6 +110,7 @@ async def usage_row(
             "period": period,
             "used": 0,
             "packs": await _carried_packs(session, account_id, period),
+            "cancelled_packs": 0,
             "updated_at": now,
         }
         dialect = session.bind.dialect.name
@@ -127,7 +135,17 @@ async def quota_status(session: AsyncSession, account_id: int, now: datetime) ->
     )
     used = row.used if row else 0
     packs = row.packs if row else await _carried_packs(session, account_id, period)
-    return QuotaStatus(period, start, end, account.included_conversations, packs, used)
+    cancelled = row.cancelled_packs if row else 0
+    return QuotaStatus(period, start, end, account.included_conversations, packs, used, cancelled)
+
+
+async def cancel_packs(session: AsyncSession, account_id: int, count: int, now: datetime) -> QuotaStatus:
+    """Stop renewing packs. They stay in this period's limit and go at its end (no refund mid-month)."""
+    row = await usage_row(session, account_id, period_of(now), now, lock=True)
+    row.cancelled_packs = min(row.packs, row.cancelled_packs + count)
+    row.updated_at = now
+    await session.flush()
+    return await quota_status(session, account_id, now)
 
 
 def quota_payload(q: QuotaStatus) -> dict[str, object]:

@@ -354,6 +354,7 @@ class QuotaUsage(Base):
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
     used: Mapped[int] = mapped_column(Integer, default=0)
     packs: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled_packs: Mapped[int] = mapped_column(Integer, default=0)  # held to the end, then not renewed
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -29,7 +29,7 @@ from inbox.consent import (
     set_consent,
 )
 from inbox.queries import list_by_id
-from inbox.quota import QuotaStatus, add_packs, banner_level, quota_status
+from inbox.quota import QuotaStatus, add_packs, banner_level, cancel_packs, quota_status
 from inbox.windows import TemplateCategory, TemplateStatus, period_of, template_param_count
 
 api = ApiRoutes()
@@ -354,6 +354,7 @@ class QuotaView(BaseModel):
     period_end: datetime
     included: int
     packs: int
+    renewing_packs: int
     limit: int
     used: int
     percent: float
@@ -369,6 +370,7 @@ class QuotaView(BaseModel):
             period_end=q.period_end,
             included=q.included,
             packs=q.packs,
+            renewing_packs=q.renewing_packs,
             limit=q.limit,
             used=q.used,
             percent=q.percent,
@@ -406,6 +408,22 @@ async def buy_packs(request: web.Request, body: PacksBody) -> QuotaView:
     c = container_of(request)
     async with c.db.write() as session:
         return QuotaView.of(await add_packs(session, user.account_id, body.count, c.clock()))
+
+
+@api.route(
+    "POST",
+    "/billing/packs/cancel",
+    summary="Stop renewing packs (billing admins, super admins); they stay until the period ends",
+    body=PacksBody,
+    response=QuotaView,
+)
+async def cancel_packs_(request: web.Request, body: PacksBody) -> QuotaView:
+    user = user_of(request)
+    if not can_manage_billing(user):
+        raise forbidden("only billing admins and super admins may cancel packs")
+    c = container_of(request)
+    async with c.db.write() as session:
+        return QuotaView.of(await cancel_packs(session, user.account_id, body.count, c.clock()))
 
 
 class BillableQuery(BaseModel):

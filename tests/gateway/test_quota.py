@@ -225,6 +225,18 @@ async def test_period_rolls_over_at_midnight_utc_on_the_first_and_packs_renew(tm
         assert (await send_to(gw, "+15550305001", "first one in April"))["status"] == "queued"
         assert (await quota(gw))["used"] == 1
 
+        # A cancelled pack stays until the period's end, then does not renew.
+        code, cancelled = await gw.api("POST", "/billing/packs/cancel", json_body={"count": 1})
+        assert code == 200 and (cancelled["packs"], cancelled["renewing_packs"], cancelled["limit"]) == (
+            2,
+            1,
+            3000,
+        )
+        clock.set(datetime(2026, 5, 1, 0, 0, 0, tzinfo=UTC))
+        may = await quota(gw)
+        assert (may["packs"], may["limit"]) == (1, 2000)
+        clock.set(datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC))
+
         code, march = await gw.api("GET", "/billing/conversations?period=2026-03")
         assert len(march["items"]) == 1
         # Tiers fire again in the new period.

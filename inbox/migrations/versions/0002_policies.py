@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("period", sa.String(length=7), nullable=False),
         sa.Column("used", sa.Integer(), nullable=False),
         sa.Column("packs", sa.Integer(), nullable=False),
+        sa.Column("cancelled_packs", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_quota_usage_account_id_accounts")
