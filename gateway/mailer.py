@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -31,16 +31,13 @@ class SmtpMailer:
         self.sender = sender or (query.get("from") or [f"switchboard@{self._host}"])[0]
         self._timeout = timeout
 
-    async def send(
-        self, to: Sequence[str], subject: str, text: str, *, message_id: str | None = None
-    ) -> None:
+    async def send(self, to: Sequence[str], subject: str, text: str) -> None:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = ", ".join(to)
         message["Subject"] = subject
         message["Date"] = formatdate(usegmt=True)
-        if message_id:
-            message["Message-ID"] = message_id
+        message["Message-ID"] = make_msgid(domain="switchboard.local")
         message.set_content(text)
         await aiosmtplib.send(
             message,

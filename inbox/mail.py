@@ -3,8 +3,8 @@
 Mail is written as a row in the same transaction as the change it reports, so a committed alert always
 has its mail. ``MailQueue.deliver_due`` claims rows with a lease (one sender per row, also across
 processes), hands them to a ``Mailer`` and marks them sent; a failure keeps the row pending with a
-back-off, so nothing is dropped. A crash between the relay's "250" and the commit can resend one mail;
-the stable Message-ID lets the receiving side drop that copy.
+back-off, so nothing is dropped. Only a crash between the relay's "250" and the commit that marks the
+row sent can send one mail twice (SMTP has no idempotent submit).
 """
 
 from __future__ import annotations
@@ -28,16 +28,10 @@ PENDING = "pending"
 SENT = "sent"
 
 
-class MailError(Exception):
-    """The relay did not take the mail; it will be tried again."""
-
-
 class Mailer(Protocol):
-    """Sends one plain-text mail. ``message_id`` is stable across retries of the same mail."""
+    """Sends one plain-text mail; raises on failure (the queue retries)."""
 
-    async def send(
-        self, to: Sequence[str], subject: str, text: str, *, message_id: str | None = None
-    ) -> None: ...
+    async def send(self, to: Sequence[str], subject: str, text: str) -> None: ...
 
 
 def queue_mail(
@@ -77,14 +71,12 @@ class MailQueue:
         mailer: Mailer | None,
         clock: Clock,
         *,
-        domain: str = "switchboard.local",
         lease: timedelta = timedelta(minutes=5),
         rescan_seconds: float = 30.0,
     ) -> None:
         self._db = db
         self.mailer = mailer
         self._clock = clock
-        self._domain = domain
         self._lease = lease
         self._rescan = rescan_seconds
         self._wake = asyncio.Event()
@@ -159,7 +151,7 @@ class MailQueue:
             assert row is not None
             to, subject, body = list(row.recipients), row.subject, row.body
         try:
-            await mailer.send(to, subject, body, message_id=f"<mail-{mail_id}@{self._domain}>")
+            await mailer.send(to, subject, body)
         except Exception as exc:
             await self._failed(mail_id, f"{type(exc).__name__}: {exc}")
             return 0
