@@ -58,7 +58,10 @@ DEFAULT_TEXTS: dict[Keyword, str] = {
 
 def normalize_keyword(text: str) -> str:
     """Trim, case-fold and strip accents: ``" PARÁR "`` → ``"parar"``. Inner text is left as is."""
-    folded = unicodedata.normalize("NFKD", text.strip().casefold())
+    # Unicode's compatibility caseless match (D146): NFKD(casefold(NFKD(casefold(NFD(x))))). Folding
+    # twice catches letters that gain a case only after decomposition (U+1D468, a math italic A).
+    norm = unicodedata.normalize
+    folded = norm("NFKD", norm("NFKD", norm("NFD", text.strip()).casefold()).casefold())
     stripped = "".join(c for c in folded if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", stripped).strip()
 
