@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.api import admin, bots, contacts, conversations, routing, web_session, worklist
+from gateway.api import admin, bots, contacts, conversations, policies, routing, web_session, worklist
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
@@ -38,6 +38,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             bots.api,
             web_session.api,
             worklist.api,
+            policies.api,
         ],
         API_PREFIX,
     )

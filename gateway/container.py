@@ -13,16 +13,21 @@ from datetime import timedelta
 from bots.runner import BotRunner
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
+from gateway.mailer import SmtpMailer
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
+from inbox.consent import ConsentPolicy, KeywordHook, consent_of
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
 from inbox.jobs import InProcessJobs
+from inbox.mail import MailQueue
 from inbox.media import MediaStore
 from inbox.model import ChannelKind
 from inbox.outbox import Outbox
+from inbox.quota import Quota
 from inbox.schema import migrate
+from inbox.windows import WindowPolicy
 from routing.assignment import Assigner, QueueWatcher
 from routing.engine import RoutingHook
 
@@ -44,6 +49,7 @@ class Container:
     routing: RoutingHook
     bots: BotRunner
     queue_watcher: QueueWatcher
+    mail: MailQueue
     started: bool = field(default=False)
 
     async def start(self) -> None:
@@ -53,6 +59,8 @@ class Container:
         await self.bus.start()
         self.db.after_commit.append(self.bus.poke_local_and_remote)
         await self.jobs.start()
+        self.db.after_commit.append(self.mail.poke)
+        await self.mail.start()
         await self.adapters.start_all()
         pending = await self.outbox.redispatch_pending()
         if pending:
@@ -68,6 +76,7 @@ class Container:
             return
         await self.queue_watcher.stop()
         await self.adapters.stop_all()
+        await self.mail.stop()
         await self.jobs.stop()
         await self.bus.stop()
         await self.db.close()
@@ -94,6 +103,12 @@ def build(
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock)
+    # DESIGN.md §3: consent, then the service window, then the quota (which counts, so it runs last).
+    quota = Quota(settings.effective_public_url())
+    outbox.policies.extend([ConsentPolicy(), WindowPolicy(), quota])
+    outbox.failure_hooks.append(quota.release)
+    pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
+    mail = MailQueue(db, SmtpMailer(settings.smtp_url) if settings.smtp_url else None, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
     # A contact who blocked the bot is marked on the failed send and unmarked when they write again.
     outbox.failure_hooks.append(MarkBlocked(clock))
@@ -101,21 +116,22 @@ def build(
     # Routing then bots run inside each inbound transaction; bot steps run as jobs after the commit.
     assigner = Assigner(db, jobs, clock)
     bots = BotRunner(db, jobs, outbox, clock, humans=assigner.assign)
-    routing = RoutingHook(outbox, assigner, bots=bots.launch)
+    routing = RoutingHook(outbox, assigner, bots=bots.launch, consent=consent_of)
     pipeline.hooks += [routing, bots.hook]
     queue_watcher = QueueWatcher(bus, assigner)
     return Container(
-        settings,
-        clock,
-        db,
-        media,
-        bus,
-        jobs,
-        adapters,
-        pipeline,
-        outbox,
-        assigner,
-        routing,
-        bots,
-        queue_watcher,
+        settings=settings,
+        clock=clock,
+        db=db,
+        media=media,
+        bus=bus,
+        jobs=jobs,
+        adapters=adapters,
+        pipeline=pipeline,
+        outbox=outbox,
+        assigner=assigner,
+        routing=routing,
+        bots=bots,
+        queue_watcher=queue_watcher,
+        mail=mail,
     )

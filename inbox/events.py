@@ -39,11 +39,7 @@ async def record_event(
     conversation_id: int | None = None,
 ) -> None:
     """Append one event to the log inside the caller's transaction."""
-    if session.bind.dialect.name == "postgresql" and not session.info.get("event_lock"):
-        # Sequence values are handed out before commit, so two transactions could commit ids 6 then 5
-        # and a reader at 6 would never see 5. Holding this lock to commit keeps ids in commit order.
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
-        session.info["event_lock"] = True
+    await hold_event_lock(session)
     session.add(
         Event(
             account_id=account_id,
@@ -55,6 +51,19 @@ async def record_event(
         )
     )
     session.info["events_written"] = True
+
+
+async def hold_event_lock(session: AsyncSession) -> None:
+    """Take the event-order lock now (PostgreSQL; no-op elsewhere). Held until commit.
+
+    Code that takes other locks in an event-writing transaction (the quota's usage row) takes this one
+    first, so every transaction locks in the same order and none deadlock.
+    """
+    if session.bind.dialect.name == "postgresql" and not session.info.get("event_lock"):
+        # Sequence values are handed out before commit, so two transactions could commit ids 6 then 5
+        # and a reader at 6 would never see 5. Holding this lock to commit keeps ids in commit order.
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
+        session.info["event_lock"] = True
 
 
 @dataclass(frozen=True)

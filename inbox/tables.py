@@ -431,3 +431,133 @@ __all__ = [
     "User",
     "WebSession",
 ]
+
+
+# -- policies: consent, templates, billable conversations, quota, system mail (DESIGN.md §3) ----------
+
+
+class ConsentState(Base):
+    """The current consent of one contact on one channel; absent means ``unknown``."""
+
+    __tablename__ = "consent_states"
+    __table_args__ = (UniqueConstraint("contact_id", "channel_id", name="uq_consent_states_contact_channel"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsentChange(Base):
+    """One row per consent change: who or what changed it, on what evidence, when."""
+
+    __tablename__ = "consent_changes"
+    __table_args__ = (Index("ix_consent_changes_contact_channel", "contact_id", "channel_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    previous: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))  # keyword, agent, api, import
+    evidence: Mapped[str | None] = mapped_column(String(255), nullable=True)  # message:<id>, user:<id>
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MessageTemplate(Base):
+    """A pre-approved message for sends outside the service window (WhatsApp message templates)."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "name", "language", name="uq_message_templates_channel_name_lang"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))  # marketing, utility, authentication
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # approved, pending, rejected, paused
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BillableConversation(Base):
+    """A 24-hour billable conversation on a metered channel, counted once in the period it opened."""
+
+    __tablename__ = "billable_conversations"
+    __table_args__ = (
+        Index("ix_billable_conversations_channel_contact", "channel_id", "contact_id", "expires_at"),
+        Index("ix_billable_conversations_account_period", "account_id", "period", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    first_message_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM (UTC)
+    category: Mapped[str] = mapped_column(String(32))  # user_initiated, business_initiated
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class QuotaUsage(Base):
+    """Conversations counted and packs held by one account in one calendar month (UTC).
+
+    The row is the lock: on PostgreSQL every count takes ``SELECT ... FOR UPDATE`` on it.
+    """
+
+    __tablename__ = "quota_usage"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    packs: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled_packs: Mapped[int] = mapped_column(Integer, default=0)  # held to the end, then not renewed
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QuotaAlert(Base):
+    """A tier reached in a period. The primary key makes each tier fire exactly once."""
+
+    __tablename__ = "quota_alerts"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    tier: Mapped[int] = mapped_column(Integer, primary_key=True)
+    used: Mapped[int] = mapped_column(Integer)
+    limit: Mapped[int] = mapped_column(Integer)
+    mail_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutgoingMail(Base):
+    """System mail (quota alerts) waiting for, or done with, the SMTP relay. Retried, never dropped."""
+
+    __tablename__ = "outgoing_mail"
+    __table_args__ = (Index("ix_outgoing_mail_status_next", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(998))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+__all__ += [
+    "BillableConversation",
+    "ConsentChange",
+    "ConsentState",
+    "MessageTemplate",
+    "OutgoingMail",
+    "QuotaAlert",
+    "QuotaUsage",
+]

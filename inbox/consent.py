@@ -1,0 +1,245 @@
+"""Consent per (contact, channel): keywords, manual changes, history, and the outbox policy (DESIGN.md §3).
+
+Channel config keys: ``consent`` (bool; default true on WhatsApp) turns keyword handling and the opt-in
+requirement on; ``opt_in_keywords`` / ``opt_out_keywords`` / ``help_keywords`` (lists) replace the
+defaults; ``opt_in_text`` / ``opt_out_text`` / ``help_text`` are the replies; ``click_to_chat_url``
+(with ``{number}`` and ``{text}``) overrides the wa.me opt-in link.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inbox import tables as t
+from inbox.inbound import InboundContext
+from inbox.model import ChannelKind, MessageKind, Reason
+from inbox.outbox import Draft, Outbox, Refusal, SendContext
+from inbox.windows import has_service_window, window_open_for
+
+
+class ConsentStatus(StrEnum):
+    UNKNOWN = "unknown"
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
+class ConsentSource(StrEnum):
+    KEYWORD = "keyword"
+    AGENT = "agent"
+    API = "api"
+    IMPORT = "import"
+
+
+class Keyword(StrEnum):
+    OPT_IN = "opt_in"
+    OPT_OUT = "opt_out"
+    HELP = "help"
+
+
+DEFAULT_KEYWORDS: dict[Keyword, tuple[str, ...]] = {
+    Keyword.OPT_OUT: ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "PARAR", "SAIR"),
+    Keyword.OPT_IN: ("START", "YES", "UNSTOP", "SUBSCRIBE", "SIM"),
+    Keyword.HELP: ("HELP", "INFO", "AJUDA"),
+}
+DEFAULT_TEXTS: dict[Keyword, str] = {
+    Keyword.OPT_OUT: "You are unsubscribed and will get no more messages. Reply START to subscribe again.",
+    Keyword.OPT_IN: "You are subscribed. Reply STOP to unsubscribe, HELP for help.",
+    Keyword.HELP: "Reply STOP to unsubscribe or START to subscribe. An agent will also read your message.",
+}
+
+
+def normalize_keyword(text: str) -> str:
+    """Trim, case-fold and strip accents: ``" PARÁR "`` → ``"parar"``. Inner text is left as is."""
+    # Unicode's compatibility caseless match (D146): NFKD(casefold(NFKD(casefold(NFD(x))))). Folding
+    # twice catches letters that gain a case only after decomposition (U+1D468, a math italic A).
+    norm = unicodedata.normalize
+    folded = norm("NFKD", norm("NFKD", norm("NFD", text.strip()).casefold()).casefold())
+    stripped = "".join(c for c in folded if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", stripped).strip()
+
+
+def consent_enabled(channel: t.Channel) -> bool:
+    value = (channel.config or {}).get("consent")
+    return channel.kind == ChannelKind.WHATSAPP if value is None else bool(value)
+
+
+def keywords_of(config: dict[str, Any] | None) -> dict[Keyword, frozenset[str]]:
+    config = config or {}
+    result: dict[Keyword, frozenset[str]] = {}
+    for kind, defaults in DEFAULT_KEYWORDS.items():
+        words: Iterable[str] = config.get(f"{kind.value}_keywords") or defaults
+        result[kind] = frozenset(normalize_keyword(w) for w in words if normalize_keyword(w))
+    return result
+
+
+def match_keyword(text: str | None, config: dict[str, Any] | None) -> Keyword | None:
+    """The keyword the whole message is, if any ("stop please" is none). Opt-out wins a tie."""
+    if not text:
+        return None
+    word = normalize_keyword(text)
+    table = keywords_of(config)
+    for kind in (Keyword.OPT_OUT, Keyword.OPT_IN, Keyword.HELP):
+        if word in table[kind]:
+            return kind
+    return None
+
+
+def reply_text(config: dict[str, Any] | None, kind: Keyword) -> str:
+    text = (config or {}).get(f"{kind.value}_text")
+    return str(text) if text else DEFAULT_TEXTS[kind]
+
+
+def opt_in_link(channel: t.Channel) -> str | None:
+    """A click-to-chat link that pre-fills the opt-in keyword (wa.me for WhatsApp numbers)."""
+    config = channel.config or {}
+    keyword = (config.get("opt_in_keywords") or DEFAULT_KEYWORDS[Keyword.OPT_IN])[0]
+    number = str(config.get("display_phone_number") or "")
+    digits = "".join(c for c in number if c.isdigit())
+    template = config.get("click_to_chat_url")
+    if template:
+        return str(template).format(number=digits, text=quote(str(keyword)))
+    if channel.kind == ChannelKind.WHATSAPP and digits:
+        return f"https://wa.me/{digits}?text={quote(str(keyword))}"
+    return None
+
+
+# -- state and history --------------------------------------------------------------------------------
+
+
+async def consent_of(session: AsyncSession, contact_id: int, channel_id: int) -> ConsentStatus:
+    state = await session.scalar(
+        select(t.ConsentState.state).where(
+            t.ConsentState.contact_id == contact_id, t.ConsentState.channel_id == channel_id
+        )
+    )
+    return ConsentStatus(state) if state else ConsentStatus.UNKNOWN
+
+
+async def set_consent(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    contact_id: int,
+    channel_id: int,
+    state: ConsentStatus,
+    source: ConsentSource,
+    evidence: str | None,
+    now: datetime,
+) -> bool:
+    """Record a consent change with its history row. Returns False (and writes nothing) if unchanged."""
+    row = await session.scalar(
+        select(t.ConsentState).where(
+            t.ConsentState.contact_id == contact_id, t.ConsentState.channel_id == channel_id
+        )
+    )
+    previous = ConsentStatus(row.state) if row else ConsentStatus.UNKNOWN
+    if previous == state:
+        return False
+    if row is None:
+        session.add(
+            t.ConsentState(
+                account_id=account_id,
+                contact_id=contact_id,
+                channel_id=channel_id,
+                state=state,
+                updated_at=now,
+            )
+        )
+    else:
+        row.state = state
+        row.updated_at = now
+    session.add(
+        t.ConsentChange(
+            account_id=account_id,
+            contact_id=contact_id,
+            channel_id=channel_id,
+            previous=previous,
+            state=state,
+            source=source,
+            evidence=evidence,
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return True
+
+
+async def has_written_on(session: AsyncSession, contact_id: int, channel_id: int) -> bool:
+    """Whether the contact ever sent a message on this channel (needed for a manual opt-in)."""
+    found = await session.scalar(
+        select(
+            exists().where(
+                t.Message.channel_id == channel_id,
+                t.Message.kind == MessageKind.INCOMING,
+                t.Message.conversation_id == t.Conversation.id,
+                t.Conversation.contact_id == contact_id,
+            )
+        )
+    )
+    return bool(found)
+
+
+# -- the outbox policy and the inbound hook -----------------------------------------------------------
+
+
+class ConsentPolicy:
+    """Business-initiated sends (or any send outside the window) need opted_in; replies in it do not."""
+
+    async def check(self, session: AsyncSession, ctx: SendContext) -> Refusal | None:
+        if not consent_enabled(ctx.channel):
+            return None
+        business = ctx.draft.business_initiated
+        if not business and has_service_window(ctx.channel):
+            business = not await window_open_for(session, ctx)
+        if not business:
+            return None
+        state = await consent_of(session, ctx.conversation.contact_id, ctx.channel.id)
+        if state == ConsentStatus.OPTED_OUT:
+            return Refusal(Reason.OPTED_OUT, "the contact opted out on this channel")
+        if state != ConsentStatus.OPTED_IN:
+            return Refusal(Reason.NOT_OPTED_IN, "the contact has not opted in on this channel")
+        return None
+
+
+class KeywordHook:
+    """Inbound hook: opt-in / opt-out / help keywords. The message itself still lands in the inbox;
+    the confirmation goes through the outbox after the commit, one per change."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    async def __call__(self, session: AsyncSession, ctx: InboundContext) -> None:
+        if not consent_enabled(ctx.channel):
+            return
+        config = ctx.channel.config or {}
+        keyword = match_keyword(ctx.inbound.text, config)
+        if keyword is None:
+            return
+        if keyword != Keyword.HELP:
+            changed = await set_consent(
+                session,
+                account_id=ctx.channel.account_id,
+                contact_id=ctx.contact.id,
+                channel_id=ctx.channel.id,
+                state=ConsentStatus.OPTED_IN if keyword == Keyword.OPT_IN else ConsentStatus.OPTED_OUT,
+                source=ConsentSource.KEYWORD,
+                evidence=f"message:{ctx.message.id}",
+                now=ctx.now,
+            )
+            if not changed:
+                return
+        draft = Draft(conversation_id=ctx.conversation.id, text=reply_text(config, keyword), origin="system")
+        outbox = self._outbox
+
+        async def confirm() -> None:
+            await outbox.submit(draft)
+
+        ctx.after_commit.append(confirm)
