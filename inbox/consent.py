@@ -8,7 +8,6 @@ defaults; ``opt_in_text`` / ``opt_out_text`` / ``help_text`` are the replies; ``
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +18,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.folding import fold
 from inbox.inbound import InboundContext
 from inbox.model import ChannelKind, MessageKind, Reason
 from inbox.outbox import Draft, Outbox, Refusal, SendContext
@@ -57,13 +57,8 @@ DEFAULT_TEXTS: dict[Keyword, str] = {
 
 
 def normalize_keyword(text: str) -> str:
-    """Trim, case-fold and strip accents: ``" PARÁR "`` → ``"parar"``. Inner text is left as is."""
-    # Unicode's compatibility caseless match (D146): NFKD(casefold(NFKD(casefold(NFD(x))))). Folding
-    # twice catches letters that gain a case only after decomposition (U+1D468, a math italic A).
-    norm = unicodedata.normalize
-    folded = norm("NFKD", norm("NFKD", norm("NFD", text.strip()).casefold()).casefold())
-    stripped = "".join(c for c in folded if not unicodedata.combining(c))
-    return unicodedata.normalize("NFC", stripped).strip()
+    """Trim, case-fold and strip accents: ``" PARÁR "`` → ``"parar"`` (the one folding, inbox.folding)."""
+    return fold(text)
 
 
 def consent_enabled(channel: t.Channel) -> bool:
