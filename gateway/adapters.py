@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from channels.base import LoopbackChannel, UnavailableChannel
+from channels.whatsapp import create_adapter as whatsapp_adapter
 from inbox import tables as t
 from inbox.db import Database
 from inbox.media import MediaStore
@@ -136,4 +137,7 @@ class AdapterRegistry:
 
 def default_factories() -> dict[ChannelKind, AdapterFactory]:
     """Adapters by kind. Each channel package adds its factory here."""
-    return {ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id)}
+    return {
+        ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id),
+        ChannelKind.WHATSAPP: whatsapp_adapter,
+    }

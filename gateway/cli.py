@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from channels.whatsapp.simulator.commands import add_commands as add_simulator_commands
+from channels.whatsapp.simulator.commands import run_command as run_simulator_command
 from gateway.api.admin import create_user_in
 from gateway.api.errors import ApiError
 from gateway.app import make_app
@@ -146,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     create.add_argument("--password")
     storage(create)
+    add_simulator_commands(sub)  # simulator, simulate send|load
     return p
 
 
@@ -156,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_serve(args))
     if args.command == "migrate":
         return asyncio.run(_migrate(args))
+    if args.command in ("simulator", "simulate"):
+        return asyncio.run(run_simulator_command(args))
     if args.command == "user" and args.user_command == "create":
         return asyncio.run(_user_create(args))
     return 2
