@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -49,7 +50,7 @@ class LoadReport:
         index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
         return ordered[index]
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
         def ms(p: float) -> float | None:
             value = self.percentile(p)
             return round(value, 1) if value is not None else None

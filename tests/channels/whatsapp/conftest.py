@@ -77,7 +77,9 @@ class WhatsAppWorld:
         assert status == 200, page
         return page["items"]
 
-    async def post_webhook(self, payload: Any, *, secret: str | None = None, header: str | None = None) -> int:
+    async def post_webhook(
+        self, payload: Any, *, secret: str | None = None, header: str | None = None
+    ) -> int:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"}
         signature = header if header is not None else sign(secret or self.business.app_secret, body)

@@ -57,7 +57,13 @@ def test_text_message_with_profile_name_and_time():
     assert not parsed.statuses
     [item] = parsed.messages
     m = item.message
-    assert (m.channel_id, m.sender, m.sender_name, m.text, m.content_type) == (7, "16505551234", "Ann", "Hi", "text")
+    assert (m.channel_id, m.sender, m.sender_name, m.text, m.content_type) == (
+        7,
+        "16505551234",
+        "Ann",
+        "Hi",
+        "text",
+    )
     assert m.provider_message_id.startswith("wamid.HBgL")
     assert m.received_at == datetime.fromtimestamp(1697043223, UTC)
     assert m.raw["text"] == {"body": "Hi"}
@@ -66,7 +72,10 @@ def test_text_message_with_profile_name_and_time():
 def test_image_asks_for_its_media():
     [item] = parse_envelope(1, load("image.json")).messages
     assert item.message.content_type == "image" and item.message.text == "my parcel"
-    assert item.media is not None and (item.media.media_id, item.media.mime_type) == ("1234567890", "image/jpeg")
+    assert item.media is not None and (item.media.media_id, item.media.mime_type) == (
+        "1234567890",
+        "image/jpeg",
+    )
 
 
 @pytest.mark.parametrize(
@@ -81,7 +90,11 @@ def test_image_asks_for_its_media():
 )
 def test_message_types(fixture, content_type, text, refs):
     [item] = parse_envelope(1, load(fixture)).messages
-    assert (item.message.content_type, item.message.text, item.message.references) == (content_type, text, refs)
+    assert (item.message.content_type, item.message.text, item.message.references) == (
+        content_type,
+        text,
+        refs,
+    )
     assert item.media is None
 
 
@@ -132,7 +145,9 @@ def test_non_message_changes_and_other_objects_are_ignored():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=25,
 )
 
@@ -171,7 +186,9 @@ message_items = st.fixed_dictionaries(
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.lists(message_items, max_size=4), min_size=1, max_size=3), st.lists(json_values, max_size=3))
+@given(
+    st.lists(st.lists(message_items, max_size=4), min_size=1, max_size=3), st.lists(json_values, max_size=3)
+)
 def test_every_well_formed_message_comes_out_exactly_once(batches, noise):
     changes = [
         {"field": "messages", "value": {"messages": items, "contacts": noise, "statuses": noise}}
@@ -183,5 +200,13 @@ def test_every_well_formed_message_comes_out_exactly_once(batches, noise):
     assert [m.message.provider_message_id for m in parsed.messages] == sent
     for item in parsed.messages:
         assert item.message.content_type in {
-            "text", "image", "interactive", "button", "reaction", "location", "contacts", "sticker", "unsupported"
+            "text",
+            "image",
+            "interactive",
+            "button",
+            "reaction",
+            "location",
+            "contacts",
+            "sticker",
+            "unsupported",
         }

@@ -78,7 +78,14 @@ def test_refused_before_sending(kw, reason):
 
 
 def graph(code: int, message: str = "boom") -> dict:
-    return {"error": {"message": f"(#{code}) {message}", "type": "OAuthException", "code": code, "fbtrace_id": "x"}}
+    return {
+        "error": {
+            "message": f"(#{code}) {message}",
+            "type": "OAuthException",
+            "code": code,
+            "fbtrace_id": "x",
+        }
+    }
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,10 @@ async def test_outside_the_window_a_template_goes_and_free_text_is_refused_by_wh
     )
     await stream.next(updated(template["id"], "delivered"))
     [out] = outgoing(world, "5511987650002")
-    assert out.text == "Your order #1234 has an update: it is on its way." and out.extra["template"] == "order_update"
+    assert (
+        out.text == "Your order #1234 has an update: it is on its way."
+        and out.extra["template"] == "order_update"
+    )
 
 
 async def test_window_closed_as_a_later_failed_status(make_world):
@@ -204,7 +207,11 @@ async def test_image_with_caption_and_buttons_and_mark_read(world):
     buttons = await outbox.submit(Draft(conversation_id, text="Did it arrive?", buttons=("Yes", "No")))
     await stream.next(updated(buttons.id, "delivered"))
     first, second = outgoing(world, "5511987650010")
-    assert first.type == "image" and first.text == "Your label" and world.sim.media[first.extra["media_id"]].data == PNG
+    assert (
+        first.type == "image"
+        and first.text == "Your label"
+        and world.sim.media[first.extra["media_id"]].data == PNG
+    )
     assert second.type == "interactive" and [b["title"] for b in second.extra["buttons"]] == ["Yes", "No"]
 
     # The contact taps "Yes"; it arrives as a reply to that message.

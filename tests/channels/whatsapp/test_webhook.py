@@ -63,7 +63,9 @@ async def test_bad_or_missing_signature_is_401_and_nothing_is_stored(world):
 async def test_contact_writes_and_the_agent_sees_it_with_name_and_e164(world):
     stream = await world.gw.stream()
     await stream.ready()
-    sent, _ = await world.contact_writes("+5511987654321", content={"body": "Olá! Meu pedido?"}, name="Ana Souza")
+    sent, _ = await world.contact_writes(
+        "+5511987654321", content={"body": "Olá! Meu pedido?"}, name="Ana Souza"
+    )
     event = await stream.next(lambda e: e["type"] == "message.created")
     assert event["data"]["message"]["text"] == "Olá! Meu pedido?"
     assert event["data"]["message"]["provider_message_id"] == sent.wamid
@@ -163,7 +165,9 @@ async def test_statuses_twice_and_out_of_order_only_move_forward(world):
     await world.contact_writes("+5511955556666", content={"body": "sentinel"})
     await stream.next(lambda e: e["type"] == "message.created")
     updates = [
-        e for e in stream.received if e["type"] == "message.updated" and e["data"]["message"]["id"] == reply["id"]
+        e
+        for e in stream.received
+        if e["type"] == "message.updated" and e["data"]["message"]["id"] == reply["id"]
     ]
     assert [e["data"]["message"]["status"] for e in updates] == ["sent", "read"]
 
