@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from channels.whatsapp.simulator import SimulatorSettings
 from channels.whatsapp.simulator.platform import ForcedError, Simulator
 from inbox.model import Attachment
@@ -105,24 +103,26 @@ async def test_text_over_4096_characters_is_refused_before_sending(world):
     assert outgoing(world, "5511987650004") == []
 
 
-@pytest.mark.parametrize(
-    ("template", "code"),
-    [
-        ({"name": "no_such_template", "language": "en_US", "params": []}, "132001"),
-        ({"name": "order_update", "language": "pt_BR", "params": ["#1"]}, "132001"),  # not in that language
-        ({"name": "draft_offer", "language": "en_US", "params": ["x"]}, "132001"),  # not approved
-        ({"name": "order_update", "language": "en_US", "params": []}, "132000"),  # wrong parameter count
-        ({"name": "appointment_reminder", "language": "en_US", "params": ["Ann"]}, "132000"),
-    ],
-)
-async def test_template_rules_map_to_template_required(world, template, code):
+TEMPLATE_CASES = [
+    ({"name": "no_such_template", "language": "en_US", "params": []}, "132001"),
+    ({"name": "order_update", "language": "pt_BR", "params": ["#1"]}, "132001"),  # not in that language
+    ({"name": "draft_offer", "language": "en_US", "params": ["x"]}, "132001"),  # not approved
+    ({"name": "order_update", "language": "en_US", "params": []}, "132000"),  # wrong parameter count
+    ({"name": "appointment_reminder", "language": "en_US", "params": ["Ann"]}, "132000"),
+]
+
+
+async def test_template_rules_map_to_template_required(world):
+    # One gateway for every case (start-up dominates); each case is its own message.
     conversation_id, _ = await open_conversation(world, "+5511987650005")
     stream = await world.gw.stream()
     await stream.ready()
-    message = await reply(world, conversation_id, template=template)
-    failed = await stream.next(updated(message["id"], "sent", "failed"))
-    assert failed["data"]["message"]["reason"] == "template_required"
-    assert failed["data"]["message"]["error_detail"].startswith(code)
+    for template, code in TEMPLATE_CASES:
+        message = await reply(world, conversation_id, template=template)
+        failed = await stream.next(updated(message["id"], "sent", "failed"))
+        assert failed["data"]["message"]["reason"] == "template_required", template
+        assert failed["data"]["message"]["error_detail"].startswith(code), template
+    assert outgoing(world, "5511987650005") == []
 
 
 async def test_marketing_template_to_a_contact_who_stopped_marketing_fails_opted_out(world):
@@ -138,27 +138,27 @@ async def test_marketing_template_to_a_contact_who_stopped_marketing_fails_opted
     assert failed["data"]["message"]["error_detail"].startswith("131050")
 
 
-@pytest.mark.parametrize(
-    ("forced", "reason"),
-    [
-        (ForcedError(400, 131047, "Re-engagement message"), "window_closed"),
-        (ForcedError(400, 131050, "Unable to deliver the message"), "opted_out"),
-        (ForcedError(400, 132000, "Number of parameters does not match"), "template_required"),
-        (ForcedError(400, 132001, "Template name does not exist in the translation"), "template_required"),
-        (ForcedError(400, 131026, "Message Undeliverable"), "channel_error"),
-        (ForcedError(401, 190, "Invalid OAuth access token"), "channel_error"),
-    ],
-)
-async def test_synchronous_error_codes(world, forced, reason):
+SYNC_ERROR_CASES = [
+    (ForcedError(400, 131047, "Re-engagement message"), "window_closed"),
+    (ForcedError(400, 131050, "Unable to deliver the message"), "opted_out"),
+    (ForcedError(400, 132000, "Number of parameters does not match"), "template_required"),
+    (ForcedError(400, 132001, "Template name does not exist in the translation"), "template_required"),
+    (ForcedError(400, 131026, "Message Undeliverable"), "channel_error"),
+    (ForcedError(401, 190, "Invalid OAuth access token"), "channel_error"),
+]
+
+
+async def test_synchronous_error_codes(world):
     conversation_id, _ = await open_conversation(world, "+5511987650007")
-    world.sim.forced_errors.append(forced)
     stream = await world.gw.stream()
     await stream.ready()
-    message = await reply(world, conversation_id, text="hello")
-    failed = await stream.next(updated(message["id"], "sent", "failed"))
-    assert failed["data"]["message"]["status"] == "failed"
-    assert failed["data"]["message"]["reason"] == reason
-    assert failed["data"]["message"]["error_detail"].startswith(str(forced.code))
+    for forced, reason in SYNC_ERROR_CASES:
+        world.sim.forced_errors.append(forced)
+        message = await reply(world, conversation_id, text="hello")
+        failed = await stream.next(updated(message["id"], "sent", "failed"))
+        assert failed["data"]["message"]["status"] == "failed", forced
+        assert failed["data"]["message"]["reason"] == reason, forced
+        assert failed["data"]["message"]["error_detail"].startswith(str(forced.code)), forced
 
 
 async def test_throughput_limit_and_5xx_are_retried_until_sent_once(world):
