@@ -140,7 +140,18 @@ class WhatsAppAdapter:
         assert self._sink is not None and self._statuses is not None, "adapter not started"
         try:
             for item in parsed.messages:
-                await self._sink(await self._with_media(item))
+                message = await self._with_media(item)
+                try:
+                    await self._sink(message)
+                except ValueError as exc:
+                    # The core refused the message itself (e.g. a sender that is no phone number): a
+                    # redelivery would fail the same way, so acknowledge it rather than block the rest.
+                    _LOGGER.error(
+                        "whatsapp channel %s: message %s refused: %s",
+                        self.channel_id,
+                        message.provider_message_id,
+                        exc,
+                    )
             for update in parsed.statuses:
                 await self._statuses(update)
         except TransientChannelError as exc:

@@ -32,6 +32,7 @@ class Delivery:
     url: str
     body: bytes
     duplicate: bool = False
+    inbound_wamid: str | None = None  # the contact's message this webhook carries, if any
     attempts: list[int | str] = field(default_factory=list)  # HTTP status, or the error's name
     acknowledged: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -71,10 +72,17 @@ class WebhookSender:
             await self._session.close()
         self._session = None
 
-    def submit(self, business: Business, payload: dict[str, Any], *, duplicate: bool = False) -> Delivery:
+    def submit(
+        self,
+        business: Business,
+        payload: dict[str, Any],
+        *,
+        duplicate: bool = False,
+        inbound_wamid: str | None = None,
+    ) -> Delivery:
         """Queue one signed POST of ``payload`` to the business's webhook URL."""
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        delivery = Delivery(business.webhook_url, body, duplicate)
+        delivery = Delivery(business.webhook_url, body, duplicate, inbound_wamid)
         self.log.append(delivery)
         del self.log[:-5000]
         task = asyncio.create_task(self._run(delivery, business.app_secret))

@@ -157,7 +157,6 @@ class Simulator:
         self._changed = asyncio.Event()
         self._buckets: dict[str, _Bucket] = {}
         self._media_ids = itertools.count(int(time.time()) % 10**6 * 10**9 + 1)
-        self._inbound_by_delivery: dict[int, str] = {}
 
     async def start(self) -> None:
         await self.sender.start()
@@ -440,14 +439,16 @@ class Simulator:
         }
         return self._deliver(business, self._status_envelope(business, item))
 
-    def _deliver(self, business: Business, payload: dict[str, Any]) -> Delivery:
+    def _deliver(
+        self, business: Business, payload: dict[str, Any], inbound_wamid: str | None = None
+    ) -> Delivery:
         duplicate = self.duplicate_next > 0
         if duplicate:
             self.duplicate_next -= 1
-        return self.sender.submit(business, payload, duplicate=duplicate)
+        return self.sender.submit(business, payload, duplicate=duplicate, inbound_wamid=inbound_wamid)
 
     def _acknowledged(self, delivery: Delivery) -> None:
-        wamid = self._inbound_by_delivery.pop(id(delivery), None)
+        wamid = delivery.inbound_wamid
         message = self.messages.get(wamid) if wamid else None
         if message is not None and message.status == "sent":
             message.status = "delivered"  # the business's server has it: ✔✔ on the contact's phone
@@ -544,7 +545,6 @@ class Simulator:
             extra["media_id"] = part.get("id")
         if "context" in item:
             extra["context"] = item["context"]["id"]
-        at = datetime.fromtimestamp(int(item["timestamp"]), UTC)
         message = SimMessage(
             str(item["id"]),
             business.phone_number_id,
@@ -556,8 +556,7 @@ class Simulator:
             extra=extra,
         )
         # WhatsApp opens (or restarts) the customer service window with each message the contact sends.
-        key = (business.phone_number_id, contact.wa_id)
-        self.last_inbound[key] = max(self.last_inbound.get(key, at), self.clock())
+        self.last_inbound[(business.phone_number_id, contact.wa_id)] = self.clock()
         self._remember(message)
         value = {
             "messaging_product": "whatsapp",
@@ -568,9 +567,7 @@ class Simulator:
             "contacts": [{"profile": {"name": contact.name}, "wa_id": contact.wa_id}],
             "messages": [item],
         }
-        delivery = self._deliver(business, _envelope(business, value))
-        self._inbound_by_delivery[id(delivery)] = message.wamid
-        return message, delivery
+        return message, self._deliver(business, _envelope(business, value), message.wamid)
 
     # -- media ----------------------------------------------------------------------------------------
 

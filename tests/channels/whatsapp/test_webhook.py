@@ -187,3 +187,16 @@ async def test_failed_status_carries_code_title_and_reason(world):
     )
     assert failed["data"]["message"]["reason"] == "opted_out"
     assert failed["data"]["message"]["error_detail"].startswith("131050 Unable to deliver")
+
+
+async def test_a_message_the_core_cannot_take_does_not_block_the_rest_of_the_batch(world):
+    payload = fixture("batch.json")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"][0]["from"] = "not-a-phone"  # cannot become a contact; a retry would not help
+    assert await world.post_webhook(payload) == 200
+    _, two = await world.conversation_of("wamid.B2")
+    _, three = await world.conversation_of("wamid.B3")
+    assert (two["text"], three["text"]) == ("two", "three")
+    status, page = await world.gw.api("GET", "/conversations")
+    whatsapp = [c for c in page["items"] if c["channel_id"] == world.channel_id]
+    assert len(whatsapp) == 2
