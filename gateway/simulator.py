@@ -64,6 +64,7 @@ class ChannelDirectory:
             verify_token=str(config.get("verify_token") or ""),
             webhook_url=f"{self._public_url}/webhooks/whatsapp/{row.id}",
             name=row.name,
+            waba_id=str(config.get("waba_id") or Business.waba_id),
         )
 
 

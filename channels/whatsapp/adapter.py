@@ -23,6 +23,7 @@ from channels.whatsapp.client import GraphClient
 from channels.whatsapp.config import WhatsAppConfig
 from channels.whatsapp.parse import InboundItem, parse_envelope
 from channels.whatsapp.payloads import message_body, read_receipt
+from channels.whatsapp.templates import WhatsAppTemplate
 from inbox.model import (
     Attachment,
     ChannelAdapter,
@@ -119,6 +120,13 @@ class WhatsAppAdapter:
     async def mark_read(self, wamid: str) -> None:
         """Tell WhatsApp the business read a contact's message (the contact sees blue ticks)."""
         await self._client.post_message(read_receipt(wamid))
+
+    async def templates(self) -> list[WhatsAppTemplate]:
+        """The account's message templates with their status (for a template picker)."""
+        if not self.config.waba_id:
+            raise PermanentChannelError(Reason.CHANNEL_ERROR, "the channel has no waba_id configured")
+        answer = await self._client.get(f"{self.config.waba_id}/message_templates")
+        return [WhatsAppTemplate.from_graph(t) for t in answer.get("data") or [] if isinstance(t, dict)]
 
     # -- receiving ----------------------------------------------------------------------------------
 

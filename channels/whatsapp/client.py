@@ -41,6 +41,10 @@ class GraphClient:
             raise TransientChannelError("media upload answered without an id")
         return media_id
 
+    async def get(self, path: str) -> dict[str, Any]:
+        """``GET /{path}`` on the Graph API (e.g. ``{waba-id}/message_templates``)."""
+        return await self._call("GET", f"{self._config.graph}/{path}")
+
     async def media_info(self, media_id: str) -> dict[str, Any]:
         """``GET /{media-id}``: a short-lived download URL, mime type, sha256 and size."""
         return await self._call("GET", f"{self._config.graph}/{media_id}")

@@ -17,6 +17,7 @@ class WhatsAppConfig(BaseModel):
     api_version: str = Field(default=API_VERSION, pattern=r"^v\d+\.\d+$")
     phone_number_id: str = Field(min_length=1, max_length=64)
     display_phone_number: str | None = None
+    waba_id: str | None = None  # the WhatsApp Business Account: needed only to list templates
     access_token: str = Field(min_length=1, repr=False)
     app_secret: str = Field(min_length=1, repr=False)
     verify_token: str = Field(min_length=1, repr=False)

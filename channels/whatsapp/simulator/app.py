@@ -29,6 +29,7 @@ def create_simulator_app(simulator: Simulator) -> web.Application:
     app[SIMULATOR] = simulator
     app.router.add_post(f"/graph/{VERSION}/{{phone_number_id}}/messages", graph_messages)
     app.router.add_post(f"/graph/{VERSION}/{{phone_number_id}}/media", graph_upload)
+    app.router.add_get(f"/graph/{VERSION}/{{waba_id}}/message_templates", graph_templates)
     app.router.add_get(f"/graph/{VERSION}/{{media_id}}", graph_media_info)
     app.router.add_get("/lookaside/{media_id}", graph_download, name="lookaside")
     app.router.add_get("/", page)
@@ -79,6 +80,13 @@ async def graph_messages(request: web.Request) -> web.Response:
     except ValueError:
         return _graph(graph_error(100, "Invalid parameter", "the body is not JSON"))
     return _graph(await sim.send_from_business(business, body))
+
+
+async def graph_templates(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    return _graph(
+        await sim.list_templates(request.match_info["waba_id"], request.headers.get("Authorization"))
+    )
 
 
 async def graph_upload(request: web.Request) -> web.Response:

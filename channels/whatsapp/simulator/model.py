@@ -64,6 +64,22 @@ class Template:
     def param_count(self) -> int:
         return len({m.group(1) for m in _PLACEHOLDER.finditer(self.body)})
 
+    def graph_view(self) -> dict[str, Any]:
+        """As ``GET /{waba-id}/message_templates`` lists it."""
+        components: list[dict[str, Any]] = [{"type": "BODY", "text": self.body}]
+        if self.buttons:
+            components.append(
+                {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": b} for b in self.buttons]}
+            )
+        return {
+            "name": self.name,
+            "language": self.language,
+            "status": self.status,
+            "category": self.category,
+            "components": components,
+            "id": str(abs(hash((self.name, self.language))) % 10**15),
+        }
+
     def render(self, params: list[str]) -> str:
         return _PLACEHOLDER.sub(
             lambda m: params[int(m.group(1)) - 1] if 0 < int(m.group(1)) <= len(params) else m.group(0),

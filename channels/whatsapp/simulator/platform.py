@@ -237,6 +237,15 @@ class Simulator:
                 return business
         return None
 
+    async def list_templates(self, waba_id: str, authorization: str | None) -> GraphAnswer:
+        """``GET /{waba-id}/message_templates``: every template of the account, with its status."""
+        business = await self.business_by_token(authorization)
+        if business is None:
+            return graph_error(190, "Invalid OAuth access token - Cannot parse access token", http_status=401)
+        if business.waba_id != waba_id:
+            return graph_error(100, f"Unsupported get request. Object with ID '{waba_id}' does not exist")
+        return 200, {"data": [t.graph_view() for t in self.templates.values()], "paging": {"cursors": {}}}
+
     async def send_from_business(self, business: Business, body: Any) -> GraphAnswer:
         """``POST /{phone_number_id}/messages``: a send, or a read receipt for a contact's message."""
         if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":

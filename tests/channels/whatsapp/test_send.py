@@ -227,3 +227,12 @@ async def test_image_with_caption_and_buttons_and_mark_read(world):
     # The business marks the contact's messages read: the phone shows blue ticks on them.
     await (await world.adapter()).mark_read(tap.wamid)
     assert world.sim.messages[inbound].status == "read" and world.sim.messages[tap.wamid].status == "read"
+
+
+async def test_templates_are_listed_with_status_params_and_buttons(world):
+    templates = {t.name: t for t in await (await world.adapter()).templates()}
+    assert templates["order_update"].approved and templates["order_update"].param_count == 1
+    assert templates["appointment_reminder"].param_count == 2
+    assert not templates["draft_offer"].approved
+    assert templates["spring_sale"].buttons == ("Shop now", "Stop promotions")
+    assert templates["spring_sale"].category == "MARKETING"
