@@ -89,6 +89,11 @@ class WhatsAppWorld:
             await resp.read()
             return resp.status
 
+    def provider_rules_only(self) -> None:
+        """Switch off the gateway's own send policies (consent, window, quota) for a test about what
+        *WhatsApp* enforces: the send must reach the simulator for its rules to answer."""
+        self.gw.container.outbox.policies = []
+
     async def settle(self) -> None:
         """Wait until every webhook the simulator queued so far was acknowledged or given up."""
         await asyncio.wait_for(asyncio.gather(*(d.done.wait() for d in list(self.sim.sender.log))), 10)

@@ -50,8 +50,11 @@ async def test_reply_goes_sent_delivered_read_as_a_reply_to_the_contact(world):
 
 
 async def test_outside_the_window_a_template_goes_and_free_text_is_refused_by_whatsapp(make_world):
+    # The gateway's own window policy refuses such text before sending (inbox policies); this test is
+    # about WhatsApp's side of the rule: the simulator refuses with 131047 and the adapter maps it.
     clock = ManualClock()
     world = await make_world(clock)
+    world.provider_rules_only()
     conversation_id, _ = await open_conversation(world, "+5511987650002")
     clock.advance(hours=25)
     assert not world.sim.window_open(world.business.phone_number_id, "5511987650002")
@@ -79,6 +82,7 @@ async def test_outside_the_window_a_template_goes_and_free_text_is_refused_by_wh
 async def test_window_closed_as_a_later_failed_status(make_world):
     clock = ManualClock()
     world = await make_world(clock)
+    world.provider_rules_only()
     world.sim.settings.window_mode = "status"  # accepted with a wamid, then a failed status webhook
     conversation_id, _ = await open_conversation(world, "+5511987650003")
     clock.advance(hours=24, seconds=1)
@@ -114,6 +118,7 @@ TEMPLATE_CASES = [
 
 async def test_template_rules_map_to_template_required(world):
     # One gateway for every case (start-up dominates); each case is its own message.
+    world.provider_rules_only()
     conversation_id, _ = await open_conversation(world, "+5511987650005")
     stream = await world.gw.stream()
     await stream.ready()
@@ -126,6 +131,7 @@ async def test_template_rules_map_to_template_required(world):
 
 
 async def test_marketing_template_to_a_contact_who_stopped_marketing_fails_opted_out(world):
+    world.provider_rules_only()
     conversation_id, _ = await open_conversation(world, "+5511987650006")
     world.sim.set_marketing_stopped("5511987650006", True)
     stream = await world.gw.stream()
