@@ -369,10 +369,13 @@ class Simulator:
                 f"template name ({name}) does not exist in {code}" if template is None else "not approved",
             )
         params: list[str] = []
-        for component in part.get("components") or []:
-            if isinstance(component, dict) and component.get("type") == "body":
-                for p in component.get("parameters") or []:
-                    params.append(str(p.get("text", "")) if isinstance(p, dict) else str(p))
+        components = part.get("components")
+        for component in components if isinstance(components, list) else []:
+            if not isinstance(component, dict) or component.get("type") != "body":
+                continue
+            parameters = component.get("parameters")
+            if isinstance(parameters, list):
+                params += [str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in parameters]
         if len(params) != template.param_count:
             return graph_error(
                 132000,

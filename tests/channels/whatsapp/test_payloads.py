@@ -110,3 +110,18 @@ def test_permanent_error_codes(status, code, reason):
 def test_transient_errors(status, body):
     error = error_for_response(status, body, retry_after=3)
     assert isinstance(error, TransientChannelError) and error.retry_after == 3
+
+
+def test_image_with_caption_by_uploaded_id_or_link():
+    from inbox.model import Attachment
+
+    image = out(
+        text="Your label", attachments=(Attachment(content_type="image/png", url="https://x.test/l.png"),)
+    )
+    assert message_body(image, {"id": "42"})["image"] == {"id": "42", "caption": "Your label"}
+    assert message_body(image, {"link": "https://x.test/l.png"})["image"] == {
+        "link": "https://x.test/l.png",
+        "caption": "Your label",
+    }
+    pdf = out(attachments=(Attachment(content_type="application/pdf", filename="invoice.pdf"),))
+    assert message_body(pdf, {"id": "43"})["document"] == {"id": "43", "filename": "invoice.pdf"}

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from channels.whatsapp.signature import HEADER, verify
 from channels.whatsapp.simulator import Business, Simulator, SimulatorSettings, StaticDirectory
@@ -208,3 +210,70 @@ async def test_cli_standalone_simulator_talks_to_the_gateway(world):
     finally:
         proc.terminate()
         await proc.wait()
+
+
+scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+graph_json = scalars | st.recursive(
+    scalars,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+    max_leaves=20,
+)
+recipients = st.one_of(st.sampled_from(["5511987654321", "+1 650 555 1234"]), st.text(max_size=15))
+
+
+def typed(kind: str, part) -> st.SearchStrategy:
+    return st.fixed_dictionaries(
+        {"messaging_product": st.just("whatsapp"), "to": recipients, "type": st.just(kind), kind: part},
+        optional={"context": graph_json},
+    )
+
+
+template_parts = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["hello_world", "order_update", "nope"]),
+        "language": st.sampled_from([{"code": "en_US"}, {"code": "en_US"}, "en_US", None]),
+        "components": st.one_of(
+            graph_json,
+            st.lists(st.fixed_dictionaries({"type": st.just("body"), "parameters": graph_json}), max_size=2),
+        ),
+    }
+)
+interactive_parts = st.fixed_dictionaries(
+    {"type": st.just("button"), "body": graph_json, "action": st.fixed_dictionaries({"buttons": graph_json})}
+)
+SEND_BODIES = {
+    "json": graph_json,
+    "text": typed("text", st.one_of(graph_json, st.fixed_dictionaries({"body": graph_json}))),
+    "template": typed("template", st.one_of(template_parts, graph_json)),
+    "image": typed("image", graph_json),
+    "interactive": typed("interactive", st.one_of(interactive_parts, graph_json)),
+    "read": st.fixed_dictionaries(
+        {"messaging_product": st.just("whatsapp"), "status": st.just("read"), "message_id": graph_json}
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", SEND_BODIES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_graph_send_answers_every_body_with_a_graph_shape(kind, data):
+    body = data.draw(SEND_BODIES[kind])
+
+    # WhatsApp's side of the parser: whatever the business posts, the answer is a success or Graph's
+    # error shape, never an exception.
+    async def run() -> tuple[int, dict]:
+        sim = Simulator(
+            StaticDirectory([business("http://127.0.0.1:9/")]), SimulatorSettings(retry_delays=())
+        )
+        await sim.start()
+        try:
+            return await sim.send_from_business(business("http://127.0.0.1:9/"), body)
+        finally:
+            await sim.stop()
+
+    status, answer = asyncio.run(run())
+    if status == 200:
+        assert answer.get("success") is True or answer["messages"][0]["id"].startswith("wamid.")
+    else:
+        assert status in (400, 401) and isinstance(answer["error"]["code"], int)
+        assert answer["error"]["message"].startswith(f"(#{answer['error']['code']})")
