@@ -108,10 +108,14 @@ class WhatsAppWorld:
         await asyncio.wait_for(wait(), timeout)
 
 
-async def start_world(tmp_path: Path, clock: Callable[[], datetime] | None = None) -> WhatsAppWorld:
+async def start_world(
+    tmp_path: Path, clock: Callable[[], datetime] | None = None, database_url: str | None = None
+) -> WhatsAppWorld:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    settings = Settings(data_dir=tmp_path, http_port=port, public_url=public, simulator=True)
+    settings = Settings(
+        data_dir=tmp_path, database_url=database_url, http_port=port, public_url=public, simulator=True
+    )
     container = build(settings, clock=clock or (lambda: datetime.now(UTC)))
     app = make_app(container)
     runner = web.AppRunner(app, shutdown_timeout=1)
@@ -133,8 +137,10 @@ async def start_world(tmp_path: Path, clock: Callable[[], datetime] | None = Non
 async def make_world(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[WhatsAppWorld]]]:
     worlds: list[WhatsAppWorld] = []
 
-    async def make(clock: Callable[[], datetime] | None = None) -> WhatsAppWorld:
-        world = await start_world(tmp_path, clock)
+    async def make(
+        clock: Callable[[], datetime] | None = None, database_url: str | None = None
+    ) -> WhatsAppWorld:
+        world = await start_world(tmp_path, clock, database_url)
         worlds.append(world)
         return world
 

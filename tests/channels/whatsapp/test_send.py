@@ -35,7 +35,8 @@ async def reply(world, conversation_id: int, **body) -> dict:
     return message
 
 
-async def test_reply_goes_sent_delivered_read_as_a_reply_to_the_contact(world):
+async def test_reply_goes_sent_delivered_read_as_a_reply_to_the_contact(make_world, database_url):
+    world = await make_world(database_url=database_url)  # on SQLite and on PostgreSQL
     conversation_id, inbound = await open_conversation(world, "+5511987650001")
     stream = await world.gw.stream()
     await stream.ready()
