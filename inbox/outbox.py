@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -298,6 +298,51 @@ class Outbox:
                 )
                 await self._advance(session, message, update_, now)
                 await session.delete(orphan)
+            channel_id = message.channel_id
+        await self._adopt_orphans(channel_id, provider_id)
+
+    async def _adopt_orphans(self, channel_id: int, provider_id: str) -> bool:
+        """Apply statuses parked for a message, after both sides committed.
+
+        A status webhook and the send's own commit can run at once (PostgreSQL): each transaction then
+        misses the other's write (no message with that id yet / no orphan yet). Both sides look again
+        after their commit, so at least one sees the other; the message row lock keeps it single.
+        """
+        parked = (
+            t.OrphanStatus.channel_id == channel_id,
+            t.OrphanStatus.provider_message_id == provider_id,
+        )
+        async with self._db.read() as session:
+            if await session.scalar(select(t.OrphanStatus.id).where(*parked).limit(1)) is None:
+                return False  # the usual case: nothing parked, no write
+        now = self._clock()
+        async with self._db.write() as session:
+            message = await session.scalar(
+                select(t.Message)
+                .where(
+                    t.Message.channel_id == channel_id,
+                    t.Message.provider_message_id == provider_id,
+                    t.Message.kind == MessageKind.OUTGOING,
+                )
+                .with_for_update()
+            )
+            if message is None:
+                return False
+            orphans = list(
+                await session.scalars(select(t.OrphanStatus).where(*parked).order_by(t.OrphanStatus.id))
+            )
+            changed = False
+            for orphan in orphans:
+                update_ = DeliveryUpdate(
+                    channel_id=orphan.channel_id,
+                    provider_message_id=provider_id,
+                    status=MessageStatus(orphan.status),
+                    error_code=orphan.error_code,
+                    error_title=orphan.error_title,
+                )
+                changed = await self._advance(session, message, update_, now) or changed
+                await session.execute(delete(t.OrphanStatus).where(t.OrphanStatus.id == orphan.id))
+            return changed
 
     async def _finish_failed(self, message_id: int, reason: Reason, detail: str) -> None:
         now = self._clock()
@@ -382,8 +427,9 @@ class Outbox:
                         created_at=now,
                     )
                 )
-                return False
-            return await self._advance(session, message, update_, now)
+            else:
+                return await self._advance(session, message, update_, now)
+        return await self._adopt_orphans(update_.channel_id, update_.provider_message_id)
 
     async def _advance(
         self, session: AsyncSession, message: t.Message, update_: DeliveryUpdate, now: datetime

@@ -43,7 +43,12 @@ def create_simulator_app(simulator: Simulator) -> web.Application:
     app.router.add_get("/api/media/{media_id}", phone_media)
     app.router.add_post("/api/control", control)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_release_polls)
     return app
+
+
+async def _release_polls(app: web.Application) -> None:
+    app[SIMULATOR].close_waiters()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -159,7 +164,9 @@ async def phone_state(request: web.Request) -> web.Response:
     sim = _sim(request)
     since = request.query.get("since", "")
     if since.isdigit():
-        await sim.wait_for_change(int(since), timeout=min(float(request.query.get("wait", "25")), 25.0))
+        await sim.wait_for_change(int(since), timeout=25.0)
+    if sim.closing:
+        return web.json_response({"error": "shutting down"}, status=503)
     businesses = await sim.directory.businesses()
     business = request.query.get("business") or (businesses[0].phone_number_id if businesses else "")
     contact = request.query.get("contact", "")

@@ -154,12 +154,19 @@ class Simulator:
         self.duplicate_next = 0
         self.sender = WebhookSender(self.settings.retry_delays, on_acknowledged=self._acknowledged)
         self.version = 0
+        self.closing = False
         self._changed = asyncio.Event()
         self._buckets: dict[str, _Bucket] = {}
         self._media_ids = itertools.count(int(time.time()) % 10**6 * 10**9 + 1)
 
     async def start(self) -> None:
+        self.closing = False
         await self.sender.start()
+
+    def close_waiters(self) -> None:
+        """Server shutting down: release the pages' long polls now rather than after 25 s."""
+        self.closing = True
+        self._bump()
 
     async def stop(self) -> None:
         await self.sender.stop()
