@@ -250,7 +250,13 @@ async def phone_send(request: web.Request) -> web.Response:
         title = str(body.get("text", ""))
         content = {"payload": str(body.get("payload") or title), "text": title}
     elif kind == "location":
-        content = {"latitude": float(body.get("latitude", 0)), "longitude": float(body.get("longitude", 0))}
+        try:
+            content = {
+                "latitude": float(body.get("latitude", 0)),
+                "longitude": float(body.get("longitude", 0)),
+            }
+        except (TypeError, ValueError):
+            return _bad("latitude and longitude must be numbers")
         if body.get("text"):
             content["name"] = str(body["text"])
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,7 @@ class LoadReport:
         if not self.latencies_ms:
             return None
         ordered = sorted(self.latencies_ms)
-        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+        index = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))  # nearest rank
         return ordered[index]
 
     def summary(self) -> dict[str, Any]:

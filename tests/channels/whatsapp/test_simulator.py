@@ -277,3 +277,16 @@ def test_graph_send_answers_every_body_with_a_graph_shape(kind, data):
     else:
         assert status in (400, 401) and isinstance(answer["error"]["code"], int)
         assert answer["error"]["message"].startswith(f"(#{answer['error']['code']})")
+
+
+def test_load_report_percentiles_are_nearest_rank():
+    from channels.whatsapp.simulator.load import LoadReport
+
+    report = LoadReport(1, 1, 1, latencies_ms=[float(n) for n in range(1, 101)])
+    assert (report.percentile(50), report.percentile(90), report.percentile(99), report.percentile(100)) == (
+        50.0,
+        90.0,
+        99.0,
+        100.0,
+    )
+    assert LoadReport(1, 1, 1).percentile(50) is None
