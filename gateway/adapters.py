@@ -14,6 +14,7 @@ from sqlalchemy import select
 from channels.base import LoopbackChannel, UnavailableChannel
 from channels.telegram import telegram_channel
 from channels.webchat.adapter import create as create_webchat
+from channels.whatsapp import create_adapter as whatsapp_adapter
 from inbox import tables as t
 from inbox.db import Database
 from inbox.media import MediaStore
@@ -142,4 +143,5 @@ def default_factories() -> dict[ChannelKind, AdapterFactory]:
         ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id),
         ChannelKind.TELEGRAM: telegram_channel,
         ChannelKind.WEBCHAT: create_webchat,
+        ChannelKind.WHATSAPP: whatsapp_adapter,
     }

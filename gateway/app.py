@@ -13,6 +13,7 @@ from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
 from gateway.api.spec import openapi_document, register
 from gateway.container import Container
+from gateway.simulator import mount_simulator
 from gateway.stream import stream
 from gateway.webchat import agent_api as webchat_api
 from gateway.webchat.endpoints import add_routes as add_webchat_routes
@@ -53,6 +54,8 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     app.router.add_get("/healthz", _healthz)
     add_webhook_routes(app)
     add_webchat_routes(app)
+    if container.settings.simulator:
+        mount_simulator(app, container)
     if manage_container:
         app.cleanup_ctx.append(_lifecycle)
     return app

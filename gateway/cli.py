@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from channels.whatsapp.simulator.commands import add_commands as add_simulator_commands
+from channels.whatsapp.simulator.commands import run_command as run_simulator_command
 from gateway.api.admin import create_user_in
 from gateway.api.errors import ApiError
 from gateway.app import make_app
@@ -191,6 +193,7 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("file")
     load.add_argument("--name", help="defaults to the file's name: field, else its file name")
     storage(load)
+    add_simulator_commands(sub)  # simulator, simulate send|load
     return p
 
 
@@ -203,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_serve(args))
     if args.command == "migrate":
         return asyncio.run(_migrate(args))
+    if args.command in ("simulator", "simulate"):
+        return asyncio.run(run_simulator_command(args))
     if args.command == "user" and args.user_command == "create":
         return asyncio.run(_user_create(args))
     if args.command == "bot" and args.bot_command == "load":

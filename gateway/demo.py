@@ -64,6 +64,7 @@ async def seed_demo(c: Container) -> str:
             ChannelKind.WHATSAPP: {
                 "base_url": f"{public}/simulator/graph",
                 "phone_number_id": "100000000000001",
+                "waba_id": "100000000000000",
                 "display_phone_number": "+15550100001",
                 "access_token": secrets.token_urlsafe(24),
                 "app_secret": secrets.token_urlsafe(24),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -277,17 +277,41 @@ class Outbox:
             message.status = status if status != MessageStatus.QUEUED else MessageStatus.SENT
             message.updated_at = now
             await self._emit_updated(session, message, now)
-            # Statuses the provider sent before we knew this id (fast webhooks) apply now.
-            orphans = list(
-                await session.scalars(
-                    select(t.OrphanStatus)
-                    .where(
-                        t.OrphanStatus.channel_id == message.channel_id,
-                        t.OrphanStatus.provider_message_id == provider_id,
-                    )
-                    .order_by(t.OrphanStatus.id)
+            channel_id = message.channel_id
+        # Statuses the provider sent before we knew this id (fast webhooks) apply now.
+        await self._adopt_orphans(channel_id, provider_id)
+
+    async def _adopt_orphans(self, channel_id: int, provider_id: str) -> bool:
+        """Apply statuses parked for a message, after both sides committed.
+
+        A status webhook and the send's own commit can run at once (PostgreSQL): each transaction then
+        misses the other's write (no message with that id yet / no orphan yet). Both sides look again
+        after their commit, so at least one sees the other; the message row lock keeps it single.
+        """
+        parked = (
+            t.OrphanStatus.channel_id == channel_id,
+            t.OrphanStatus.provider_message_id == provider_id,
+        )
+        async with self._db.read() as session:
+            if await session.scalar(select(t.OrphanStatus.id).where(*parked).limit(1)) is None:
+                return False  # the usual case: nothing parked, no write
+        now = self._clock()
+        async with self._db.write() as session:
+            message = await session.scalar(
+                select(t.Message)
+                .where(
+                    t.Message.channel_id == channel_id,
+                    t.Message.provider_message_id == provider_id,
+                    t.Message.kind == MessageKind.OUTGOING,
                 )
+                .with_for_update()
             )
+            if message is None:
+                return False
+            orphans = list(
+                await session.scalars(select(t.OrphanStatus).where(*parked).order_by(t.OrphanStatus.id))
+            )
+            changed = False
             for orphan in orphans:
                 update_ = DeliveryUpdate(
                     channel_id=orphan.channel_id,
@@ -296,8 +320,9 @@ class Outbox:
                     error_code=orphan.error_code,
                     error_title=orphan.error_title,
                 )
-                await self._advance(session, message, update_, now)
-                await session.delete(orphan)
+                changed = await self._advance(session, message, update_, now) or changed
+                await session.execute(delete(t.OrphanStatus).where(t.OrphanStatus.id == orphan.id))
+            return changed
 
     async def _finish_failed(self, message_id: int, reason: Reason, detail: str) -> None:
         now = self._clock()
@@ -382,8 +407,9 @@ class Outbox:
                         created_at=now,
                     )
                 )
-                return False
-            return await self._advance(session, message, update_, now)
+            else:
+                return await self._advance(session, message, update_, now)
+        return await self._adopt_orphans(update_.channel_id, update_.provider_message_id)
 
     async def _advance(
         self, session: AsyncSession, message: t.Message, update_: DeliveryUpdate, now: datetime
