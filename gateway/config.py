@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     database_url: str | None = None  # unset: SQLite under data_dir
     redis_url: str | None = None  # unset: embedded jobs and events
     smtp_url: str | None = None  # outbound relay for system mail, e.g. smtp://127.0.0.1:1025
+    mail_domain: str = "switchboard.localhost"  # Message-IDs, inbox-<id>@ fallback addresses, SMTP banner
+    smtp_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)  # inbound mail size limit (552 above)
     public_url: str | None = None  # links in emails and webhook URLs; default http://host:port
     simulator: bool = False  # mount the WhatsApp simulator at /simulator/
     job_concurrency: int = Field(default=16, ge=1, le=1024)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
+from gateway.smtp import SmtpServer
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -35,6 +36,7 @@ class Container:
     adapters: AdapterRegistry
     pipeline: InboundPipeline
     outbox: Outbox
+    smtp: SmtpServer
     started: bool = field(default=False)
 
     async def start(self) -> None:
@@ -45,6 +47,7 @@ class Container:
         self.db.after_commit.append(self.bus.poke_local_and_remote)
         await self.jobs.start()
         await self.adapters.start_all()
+        await self.smtp.start()
         pending = await self.outbox.redispatch_pending()
         if pending:
             _LOGGER.info("re-dispatching %d queued messages left from before", pending)
@@ -53,6 +56,7 @@ class Container:
     async def stop(self) -> None:
         if not self.started:
             return
+        await self.smtp.stop()
         await self.adapters.stop_all()
         await self.jobs.stop()
         await self.bus.stop()
@@ -76,8 +80,20 @@ def build(
         media,
         settings.effective_public_url(),
         clock,
+        mail_domain=settings.mail_domain,
+        smtp_url=settings.smtp_url,
     )
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     outbox = Outbox(db, jobs, adapters.get, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
-    return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox)
+    smtp = SmtpServer(
+        db,
+        adapters,
+        clock,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        hostname=settings.mail_domain,
+        mail_domain=settings.mail_domain,
+        max_bytes=settings.smtp_max_bytes,
+    )
+    return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox, smtp)
