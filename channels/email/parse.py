@@ -74,7 +74,7 @@ def _text_of(part: Message, notes: list[str]) -> str | None:
     try:
         content = part.get_content()  # type: ignore[attr-defined]
         if isinstance(content, str):
-            return content
+            return content.replace("\r\n", "\n")
     except Exception as exc:  # unknown charset, broken transfer encoding
         notes.append(f"body {part.get_content_type()}: {type(exc).__name__}")
     try:
@@ -84,9 +84,9 @@ def _text_of(part: Message, notes: list[str]) -> str | None:
     if isinstance(payload, bytes):
         charset = part.get_content_charset() or "utf-8"
         try:
-            return payload.decode(charset, errors="replace")
+            return payload.decode(charset, errors="replace").replace("\r\n", "\n")
         except LookupError:
-            return payload.decode("utf-8", errors="replace")
+            return payload.decode("utf-8", errors="replace").replace("\r\n", "\n")
     return None
 
 
