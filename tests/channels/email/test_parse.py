@@ -23,7 +23,8 @@ OUTLOOK = (
     b"Date: Tue, 10 Mar 2026 09:15:00 +0100\r\n"
     b"MIME-Version: 1.0\r\n"
     b'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n'
-    b"--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
     b"Danke, passt so.\r\n\r\nMit freundlichen Gr=FC=DFen\r\n\r\n"
     b"From: Support <support@demo.switchboard.test>\r\nSent: Monday, March 9, 2026 5:00 PM\r\n"
     b"To: J=FCrgen\r\nSubject: Rechnung\r\n\r\nHier ist die Rechnung.\r\n"
@@ -110,7 +111,8 @@ def test_html_only_mail_gets_readable_text():
 def test_malformed_mime_is_kept_with_a_parse_note():
     broken = (
         b'From: ann@example.org\r\nSubject: broken\r\nContent-Type: multipart/mixed; boundary="zzz"\r\n'
-        b"Content-Transfer-Encoding: base64\r\n\r\n--zzz\r\nContent-Type: text/plain; charset=no-such-charset\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n--zzz\r\n"
+        b"Content-Type: text/plain; charset=no-such-charset\r\n"
         b"Content-Transfer-Encoding: base64\r\n\r\n!!!notbase64\r\n"
     )
     mail = parse_mail(broken)
