@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP
@@ -16,7 +18,7 @@ from tests.channels.email.conftest import parsed
 from tests.channels.email.test_parse import _channel
 
 
-def _mail(**kw):
+def _mail(**kw: Any) -> EmailMessage:
     args = dict(
         from_address="support@mail.test",
         from_name="Support",
@@ -91,7 +93,7 @@ async def test_sent_mail_is_multipart_with_attachments(smtp_sink):
     await send_email(msg, f"smtp://127.0.0.1:{smtp_sink.port}")
     got = parsed((await smtp_sink.wait_for(1))[0])
     assert got.get_content_type() == "multipart/mixed"
-    assert got.get_body(("plain",)).get_content().strip() == "hello"
+    assert got.get_body(("plain",)).get_content().strip() == "hello"  # type: ignore[union-attr]
     assert got.get_body(("html",)) is not None
     [png] = list(got.iter_attachments())
     assert png.get_filename() == "shot.png" and png.get_content() == b"\x89PNG.."

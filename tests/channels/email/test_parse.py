@@ -38,6 +38,7 @@ def test_outlook_mail_decodes_headers_and_trims_the_quoted_original():
     assert mail.subject == "AW: Rechnung für März"
     assert mail.in_reply_to == ["<x@mail.test>"]
     assert mail.date == datetime(2026, 3, 10, 8, 15, tzinfo=UTC)
+    assert mail.text is not None and mail.html is not None
     assert "Hier ist die Rechnung." in mail.text
     assert trim_reply(mail.text) == "Danke, passt so.\n\nMit freundlichen Grüßen"
     assert mail.html.strip() == "<p>Danke, passt so.</p>"
@@ -122,7 +123,7 @@ def test_malformed_mime_is_kept_with_a_parse_note():
 
 
 class _Memory:
-    def __init__(self):
+    def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.state: dict[str, dict] = {}
 
@@ -138,7 +139,7 @@ class _Memory:
 
 
 class _State:
-    def __init__(self):
+    def __init__(self) -> None:
         self.values: dict[str, dict] = {}
 
     async def get(self, key):
@@ -237,7 +238,7 @@ def test_fuzzed_mime_never_crashes_the_parser_or_the_adapter(headers, body):
         captured.append(message)
         return ReceiveResult(message_id=1, conversation_id=1, duplicate=False)
 
-    async def run():
+    async def run() -> None:
         await channel.start(sink, None)  # type: ignore[arg-type]
         await channel.ingest(raw, mail_from="x@example.org", recipients=["support@demo.switchboard.test"])
 

@@ -64,7 +64,7 @@ async def test_mail_in_agent_reply_out_customer_answer_joins(tmp_path: Path, smt
         assert await gw.container.media.get(pdf["media_key"]) == b"%PDF-1.4 receipt"
         async with gw.container.db.read() as session:
             row = await session.get(t.Message, shown["id"])
-            raw = row.raw["email"]
+            raw = row.raw["email"]  # type: ignore[union-attr,index]
         assert raw["subject"] == "Bestellung 1234 fehlt é"  # RFC 2047 decoded
         assert "ACME Ltd" in raw["text"]  # the full text is kept
         assert "<script" not in raw["html"] and "my order has not arrived." in raw["html"]
@@ -88,8 +88,8 @@ async def test_mail_in_agent_reply_out_customer_answer_joins(tmp_path: Path, smt
         assert reply["Message-ID"].endswith("@mail.test>")
         reply_to, token = split_plus(reply["Reply-To"])
         assert reply_to == SUPPORT and token
-        assert reply.get_body(("plain",)).get_content().strip() == "We are on it.\nSorry!"
-        assert "We are on it.<br>" in reply.get_body(("html",)).get_content()
+        assert reply.get_body(("plain",)).get_content().strip() == "We are on it.\nSorry!"  # type: ignore[union-attr]
+        assert "We are on it.<br>" in reply.get_body(("html",)).get_content()  # type: ignore[union-attr]
 
         _, messages = await gw.api("GET", f"/conversations/{conv['id']}/messages")
         sent = messages["items"][-1]
@@ -184,7 +184,7 @@ async def test_forged_reply_token_does_not_join_another_conversation(tmp_path: P
         )
         ann = await conversation_of(gw, "ann@example.org")
         async with gw.container.db.read() as session:
-            key = (await session.get(t.Conversation, ann["id"])).thread_key
+            key = (await session.get(t.Conversation, ann["id"])).thread_key  # type: ignore[union-attr]
         forged = "support+" + ReplyTokens("guessed-secret").make(key) + "@demo.switchboard.test"
         await smtp_send(
             port, mail("hi", "let me in", sender="eve@example.net", to=forged), "eve@example.net", [forged]
