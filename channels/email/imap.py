@@ -105,9 +105,9 @@ class ImapPoller:
                     _ok(await asyncio.wait_for(imap.noop(), t), "NOOP")
             raise ImapError("connection lost")
         finally:
-            if not lost.is_set():
-                with contextlib.suppress(Exception):  # the connection may already be gone
-                    await asyncio.wait_for(imap.logout(), 2)
+            # No LOGOUT: mid-IDLE it would wait for a timeout; closing the socket ends the session.
+            for task in list(getattr(imap, "tasks", ())):
+                task.cancel()
             transport = getattr(imap.protocol, "transport", None)
             if transport is not None:
                 transport.close()
@@ -153,9 +153,10 @@ async def _race(aw: Awaitable[Any], lost: asyncio.Event) -> Any:
         done, _ = await asyncio.wait({main, dropped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         dropped.cancel()
+        if not main.done():
+            main.cancel()
     if main in done:
         return main.result()
-    main.cancel()
     raise ImapError("connection lost")
 
 
