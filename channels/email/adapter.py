@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import secrets
@@ -36,8 +37,10 @@ from inbox.model import (
     Attachment,
     ChannelInfo,
     ChannelKind,
+    DeliveryUpdate,
     InboundMessage,
     InboundSink,
+    MessageStatus,
     OutboundMessage,
     PermanentChannelError,
     Reason,
@@ -82,6 +85,7 @@ class EmailChannel:
         self._relay = self.config.relay_url or default_relay
         self._clock = clock
         self._sink: InboundSink | None = None
+        self._statuses: StatusSink | None = None
         self._tokens: ReplyTokens | None = None
         self.poller: ImapPoller | None = None
         self._poll_task: asyncio.Task[None] | None = None
@@ -91,7 +95,7 @@ class EmailChannel:
         return self.config.address
 
     async def start(self, sink: InboundSink, statuses: StatusSink) -> None:
-        self._sink = sink
+        self._sink, self._statuses = sink, statuses
         secret = self.config.reply_token_secret or self.config.webhook_secret
         if not secret:  # a channel made without one: keep a random secret in its durable state
             saved = await self._state.get("reply_token")
@@ -121,7 +125,31 @@ class EmailChannel:
     ) -> ReceiveResult:
         """Parse and store one message; returns once the pipeline committed it."""
         assert self._sink is not None and self._tokens is not None, "channel not started"
-        return await self._sink(await self.to_inbound(raw, mail_from=mail_from, recipients=recipients))
+        inbound = await self.to_inbound(raw, mail_from=mail_from, recipients=recipients)
+        result = await self._sink(inbound)
+        bounce = inbound.raw["email"].get("bounce")
+        if bounce and self._statuses is not None and not result.duplicate:
+            await self._apply_bounce(bounce)
+        return result
+
+    async def _apply_bounce(self, bounce: dict[str, Any]) -> None:
+        """A DSN saying our message failed fails it (only ids on our own domain: we minted those)."""
+        original = bounce.get("original_message_id") or ""
+        if bounce.get("action") != "failed" or not original.endswith(f"@{self._domain}>"):
+            return
+        status = str(bounce.get("status") or "")
+        assert self._statuses is not None
+        await self._statuses(
+            DeliveryUpdate(
+                channel_id=self.channel_id,
+                provider_message_id=original,
+                status=MessageStatus.FAILED,
+                error_code=status or None,
+                error_title=(bounce.get("diagnostic") or "bounced")[:200],
+                reason=Reason.INVALID_RECIPIENT if status.startswith("5.1.") else Reason.CHANNEL_ERROR,
+                raw={"bounce": bounce},
+            )
+        )
 
     async def to_inbound(
         self, raw: bytes, *, mail_from: str | None = None, recipients: Sequence[str] = ()
@@ -149,6 +177,8 @@ class EmailChannel:
         if not forward and held not in ("filtered", "spam"):
             # Newest first: In-Reply-To, then References from the right (protocols.md §3).
             ordered = [*mail.in_reply_to, *reversed(mail.references)]
+            if mail.bounce is not None and mail.bounce.original_message_id:
+                ordered.insert(0, mail.bounce.original_message_id)  # a bounce belongs to its thread
             references = tuple(dict.fromkeys(r for r in ordered if r != mail.message_id))
         if held in ("filtered", "spam"):
             thread_key, signed = f"held:{held}:{sender.lower()}"[:320], False
@@ -283,4 +313,5 @@ def _raw_view(mail: ParsedMail, full_text: str, original_key: str, remote_images
         "html": sanitize_html(mail.html, allow_remote_images=remote_images) if mail.html else None,
         "original_media_key": original_key,
         "parse_notes": mail.notes,
+        "bounce": dataclasses.asdict(mail.bounce) if mail.bounce else None,
     }

@@ -25,6 +25,16 @@ class MailAttachment:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Bounce:
+    """What an RFC 3464 delivery status notification says about a message we sent."""
+
+    original_message_id: str | None
+    action: str  # failed, delayed, delivered, relayed, expanded
+    status: str  # e.g. 5.1.1
+    diagnostic: str
+
+
 @dataclass
 class ParsedMail:
     message_id: str  # with angle brackets; synthesized from the bytes when missing
@@ -41,6 +51,7 @@ class ParsedMail:
     html: str | None = None
     attachments: list[MailAttachment] = field(default_factory=list)
     automated: str | None = None  # "auto_reply" | "bounce" | "bulk"
+    bounce: Bounce | None = None
     headers: dict[str, str] = field(default_factory=dict)  # the few kept on the record
     all_headers: dict[str, str] = field(default_factory=dict)  # lower-cased name → first value
     notes: list[str] = field(default_factory=list)
@@ -176,7 +187,40 @@ def parse_mail(raw: bytes) -> ParsedMail:
     except Exception:
         notes.append("headers unreadable")
     _bodies(msg, parsed)
+    if content_type == "multipart/report":
+        try:
+            parsed.bounce = _bounce(msg)
+        except Exception as exc:
+            notes.append(f"delivery report: {type(exc).__name__}")
     return parsed
+
+
+def _bounce(msg: EmailMessage) -> Bounce | None:
+    action = status = diagnostic = ""
+    original: str | None = None
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status":
+            for block in part.get_payload():
+                if isinstance(block, Message) and block.get("Action"):
+                    action = str(block.get("Action", "")).strip().lower()
+                    status = str(block.get("Status", "")).strip()
+                    diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
+                    break
+        elif ctype == "message/rfc822" and original is None:
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                found = _MSG_ID.findall(str(inner[0].get("Message-ID", "")))
+                original = found[0] if found else None
+        elif ctype == "text/rfc822-headers" and original is None:
+            text = part.get_payload(decode=True)
+            if isinstance(text, bytes):
+                headers = message_from_bytes(text, policy=policy.default)
+                found = _MSG_ID.findall(str(headers.get("Message-ID", "")))
+                original = found[0] if found else None
+    if not action:
+        return None
+    return Bounce(original, action, status, diagnostic[:500])
 
 
 def _bodies(msg: EmailMessage, parsed: ParsedMail) -> None:

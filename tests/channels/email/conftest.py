@@ -121,3 +121,23 @@ def dovecot() -> Iterator[Dovecot]:
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+def dsn(original_id: str, status: str = "5.1.1", diagnostic: str = "smtp; 550 5.1.1 User unknown") -> bytes:
+    """An RFC 3464 bounce, shaped like Postfix's, for a message we sent."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+        f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <dsn-{time.time_ns()}@mx.example.org>\r\n"
+        "MIME-Version: 1.0\r\nAuto-Submitted: auto-replied\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="BB"\r\n\r\n'
+        "--BB\r\nContent-Type: text/plain\r\n\r\n"
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients.\r\n"
+        "--BB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+        f"Final-Recipient: rfc822; ann@example.org\r\nAction: failed\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: {diagnostic}\r\n\r\n"
+        "--BB\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: {SUPPORT}\r\nTo: ann@example.org\r\nMessage-ID: {original_id}\r\nSubject: Re: Order\r\n\r\n"
+        "--BB--\r\n"
+    ).encode()

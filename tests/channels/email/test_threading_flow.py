@@ -7,7 +7,7 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from tests.channels.email.conftest import SUPPORT, mail, parsed, smtp_send
+from tests.channels.email.conftest import SUPPORT, dsn, mail, parsed, smtp_send
 from tests.harness import Gateway, ManualClock, start_gateway
 
 
@@ -259,5 +259,32 @@ async def test_filtered_mail_is_kept_in_the_filtered_folder(tmp_path: Path, smtp
         kept = sorted([t for c in filtered + spam for t in await texts(gw, c["id"])])
         assert kept == ["from nigerian@prince.example", "from offers@spam.example", "from pest@example.net"]
         assert all(c["channel_id"] == channel["id"] for c in filtered + spam)
+    finally:
+        await gw.close()
+
+
+async def test_a_bounce_fails_the_message_it_bounces(tmp_path: Path, smtp_sink):
+    gw = await start(tmp_path, smtp_sink)
+    try:
+        th = await ann_thread(gw, smtp_sink)
+        stream = await gw.stream()
+        await stream.ready()
+        await smtp_send(
+            gw.container.smtp.port,
+            dsn(th.reply["Message-ID"], diagnostic="smtp; 550 5.1.1 <ann@example.org>: User unknown"),
+            "",
+            [SUPPORT],
+        )
+        failed = await stream.next(lambda e: e["type"] == "message.updated")
+        message = failed["data"]["message"]
+        assert message["provider_message_id"] == th.reply["Message-ID"]
+        assert message["status"] == "failed" and message["reason"] == "invalid_recipient"
+        assert "User unknown" in message["error_detail"]
+        # The bounce itself is kept in the thread, but the conversation is not reopened or re-routed.
+        assert (await texts(gw, th.conv_id))[-1].startswith("I'm sorry to have to inform you")
+        # A bounce naming a message we never minted changes nothing.
+        await smtp_send(gw.container.smtp.port, dsn("<not-ours@elsewhere.example>"), "", [SUPPORT])
+        _, messages = await gw.api("GET", f"/conversations/{th.conv_id}/messages")
+        assert [m["status"] for m in messages["items"]][:2] == ["received", "failed"]
     finally:
         await gw.close()
