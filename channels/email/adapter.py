@@ -18,6 +18,7 @@ from channels.email.imap import ImapPoller
 from channels.email.outbound import (
     FileAttachment,
     HeaderInjection,
+    Relay,
     build_mail,
     new_message_id,
     send_email,
@@ -82,7 +83,8 @@ class EmailChannel:
         self._state = state
         self._media = media
         self._domain = mail_domain
-        self._relay = self.config.relay_url or default_relay
+        url = self.config.relay_url or default_relay
+        self._relay = Relay.from_url(url, self.config.relay_password) if url else None
         self._clock = clock
         self._sink: InboundSink | None = None
         self._statuses: StatusSink | None = None
@@ -105,9 +107,10 @@ class EmailChannel:
             secret = str(saved["secret"])
         self._tokens = ReplyTokens(secret)
         if self.config.imap is not None:
-            self.poller = ImapPoller(
-                self.config.imap, self._state, self.ingest, label=f"email channel {self.channel_id}"
-            )
+            imap = self.config.imap
+            if self.config.imap_password:
+                imap = imap.model_copy(update={"password": self.config.imap_password})
+            self.poller = ImapPoller(imap, self._state, self.ingest, label=f"email channel {self.channel_id}")
             self._poll_task = asyncio.create_task(self.poller.run(), name=f"imap-{self.channel_id}")
 
     async def stop(self) -> None:
@@ -156,7 +159,11 @@ class EmailChannel:
     ) -> InboundMessage:
         assert self._tokens is not None, "channel not started"
         mail = parse_mail(raw)
-        original_key = await self._media.put(raw)  # the full original, as received
+        try:
+            original_key: str | None = await self._media.put(raw)  # the full original, as received
+        except ValueError as exc:  # over the media store's limit: keep the parsed parts, say so
+            original_key = None
+            mail.notes.append(f"original not kept: {exc}")
         sender = _valid_address(mail.sender) or _valid_address(mail_from)
         if sender is None:
             mail.notes.append("no usable sender address")
@@ -294,7 +301,9 @@ def _valid_address(value: str | None) -> str | None:
     return value if _ADDRESS.match(value) and len(value) <= 320 else None
 
 
-def _raw_view(mail: ParsedMail, full_text: str, original_key: str, remote_images: bool) -> dict[str, Any]:
+def _raw_view(
+    mail: ParsedMail, full_text: str, original_key: str | None, remote_images: bool
+) -> dict[str, Any]:
     """What the record keeps besides the shown text: headers, the untrimmed text, the sanitized HTML
     and the media key of the original message."""
     return {

@@ -12,7 +12,7 @@ class ImapConfig(BaseModel):
     port: int = Field(default=993, ge=1, le=65535)
     tls: bool = True
     user: str
-    password: str = Field(repr=False)
+    password: str = Field(default="", repr=False)  # prefer the channel's top-level imap_password
     folder: str = "INBOX"
     poll_seconds: float = Field(default=60, gt=0)  # when the server has no IDLE
     idle_seconds: float = Field(default=25 * 60, gt=0)  # re-issue IDLE before RFC 2177's 29 minutes
@@ -34,7 +34,10 @@ class EmailConfig(BaseModel):
     address: str  # the channel's own address; mail to it (and to address+token) is ours
     from_name: str | None = None
     relay_url: str | None = Field(default=None, repr=False)  # outbound; default: the gateway's smtp_url
+    # Secrets at the top level: keys ending in "password" are withheld from non-admins (inbox.views).
+    relay_password: str | None = Field(default=None, repr=False)
     imap: ImapConfig | None = None
+    imap_password: str | None = Field(default=None, repr=False)
     blocked_senders: list[str] = Field(default_factory=list)
     blocked_domains: list[str] = Field(default_factory=list)
     spam_header: SpamHeaderRule | None = None

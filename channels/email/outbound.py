@@ -45,7 +45,7 @@ class Relay:
     start_tls: bool | None = None  # None: upgrade when the server offers it
 
     @classmethod
-    def from_url(cls, url: str) -> Relay:
+    def from_url(cls, url: str, password: str | None = None) -> Relay:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
@@ -55,7 +55,7 @@ class Relay:
             host=parts.hostname,
             port=parts.port or default_port,
             username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
+            password=password or (unquote(parts.password) if parts.password else None),
             use_tls=scheme == "smtps",
             start_tls=True if scheme == "smtp+starttls" else (False if scheme == "smtps" else None),
         )

@@ -20,11 +20,11 @@ def imap_config(server: Dovecot) -> dict:
             "port": server.port,
             "tls": False,
             "user": server.user,
-            "password": server.password,
             "command_timeout": 5,
             "reconnect_min": 0.05,
             "reconnect_max": 0.3,
         },
+        "imap_password": server.password,  # top level: withheld from non-admins like every *password
     }
 
 
@@ -56,6 +56,10 @@ async def test_imap_ingest_survives_server_and_gateway_restarts(tmp_path: Path, 
     )
     assert status == 201
     cid = channel["id"]
+    _, agent = await gw.user("agent-imap@example.org", "agent", [1])
+    _, listed = await gw.api("GET", "/channels", token=agent)
+    [seen] = [c for c in listed["items"] if c["id"] == cid]
+    assert "imap_password" not in seen["config"] and seen["config"]["imap"]["user"] == dovecot.user
     try:
         dovecot.deliver(mail("one", "one", sender="c1@example.org"))
         dovecot.deliver(mail("two", "two", sender="c2@example.org"))

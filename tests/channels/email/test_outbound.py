@@ -109,7 +109,7 @@ def test_cr_lf_in_names_or_subjects_is_refused(field):
 
 async def test_adapter_refuses_injected_subject_permanently():
     channel = _channel()
-    channel._relay = "smtp://127.0.0.1:9"  # never reached
+    channel._relay = Relay("127.0.0.1", 9)  # never reached
     await channel.start(None, None)  # type: ignore[arg-type]
     with pytest.raises(PermanentChannelError):
         await channel.send(
