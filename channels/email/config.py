@@ -14,6 +14,7 @@ class ImapConfig(BaseModel):
     user: str
     password: str = Field(default="", repr=False)  # prefer the channel's top-level imap_password
     folder: str = "INBOX"
+    use_idle: bool = True  # False: poll even when the server offers IDLE (for servers whose IDLE is broken)
     poll_seconds: float = Field(default=60, gt=0)  # when the server has no IDLE
     idle_seconds: float = Field(default=25 * 60, gt=0)  # re-issue IDLE before RFC 2177's 29 minutes
     command_timeout: float = Field(default=30, gt=0)

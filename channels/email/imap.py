@@ -94,7 +94,7 @@ class ImapPoller:
                 await self._state.set(STATE_KEY, {"uidvalidity": uidvalidity, "last_uid": 0})
             self._healthy = True
             self.sessions += 1
-            use_idle = imap.has_capability("IDLE")
+            use_idle = cfg.use_idle and imap.has_capability("IDLE")
             while not lost.is_set():
                 last_uid = await self._fetch_new(imap, uidvalidity, last_uid)
                 self.caught_up.set()

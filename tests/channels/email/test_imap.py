@@ -100,3 +100,22 @@ async def test_imap_ingest_survives_server_and_gateway_restarts(tmp_path: Path, 
         assert seen_flags(dovecot) == 5
     finally:
         await gw2.close()
+
+
+async def test_imap_polling_when_idle_is_not_used(tmp_path: Path, dovecot: Dovecot):
+    gw = await start_gateway(tmp_path)
+    try:
+        config = imap_config(dovecot)
+        config["imap"] |= {"use_idle": False, "poll_seconds": 0.2}
+        status, channel = await gw.api(
+            "POST", "/channels", json_body={"inbox_id": 1, "kind": "email", "name": "Poll", "config": config}
+        )
+        assert status == 201
+        stream = await gw.stream()
+        await stream.ready()
+        dovecot.deliver(mail("polled", "found by polling", sender="p@example.org"))
+        event = await stream.next(lambda e: e["type"] == "message.created")
+        assert event["data"]["message"]["text"] == "found by polling"
+        assert event["data"]["message"]["channel_id"] == channel["id"]
+    finally:
+        await gw.close()

@@ -243,3 +243,25 @@ async def test_stored_provider_ids_are_message_ids(tmp_path: Path, smtp_sink):
         assert ids == ["<id-1@example.org>"]
     finally:
         await gw.close()
+
+
+async def test_malformed_mime_over_smtp_is_stored_with_a_parse_note(tmp_path: Path, smtp_sink):
+    gw = await email_gateway(tmp_path, smtp_sink.port)
+    try:
+        broken = (
+            b"From: ann@example.org\r\nTo: support@demo.switchboard.test\r\nSubject: =?utf-8?b?!!broken?=\r\n"
+            b'Content-Type: multipart/mixed; boundary="never-closed"\r\n\r\n'
+            b"--never-closed\r\nContent-Type: text/plain; charset=x-no-such\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n@@@ not base64 @@@\r\n"
+        )
+        assert await smtp_send(gw.container.smtp.port, broken, "ann@example.org", [SUPPORT]) == {}
+        conv = await conversation_of(gw, "ann@example.org")
+        _, messages = await gw.api("GET", f"/conversations/{conv['id']}/messages")
+        [stored] = messages["items"]
+        async with gw.container.db.read() as session:
+            row = await session.get(t.Message, stored["id"])
+            raw = row.raw["email"]  # type: ignore[union-attr,index]
+        assert raw["parse_notes"]  # what went wrong is recorded
+        assert await gw.container.media.get(raw["original_media_key"]) == broken  # as received
+    finally:
+        await gw.close()
