@@ -158,7 +158,10 @@ class EmailChannel:
         self, raw: bytes, *, mail_from: str | None = None, recipients: Sequence[str] = ()
     ) -> InboundMessage:
         assert self._tokens is not None, "channel not started"
-        mail = parse_mail(raw)
+        # Parsing a large message takes CPU time: off the event loop, so HTTP and streams stay live.
+        mail, full_text, shown, safe_html = await asyncio.to_thread(
+            _digest, raw, self.config.allow_remote_images
+        )
         try:
             original_key: str | None = await self._media.put(raw)  # the full original, as received
         except ValueError as exc:  # over the media store's limit: keep the parsed parts, say so
@@ -195,8 +198,6 @@ class EmailChannel:
             )
             thread_key = new_thread_key(sender, root)
 
-        full_text = mail.text if mail.text is not None else (html_to_text(mail.html) if mail.html else "")
-        shown = trim_reply(full_text) if full_text else ""
         attachments = []
         for a in mail.attachments:
             if len(a.data) > self.config.max_attachment_bytes:
@@ -226,7 +227,7 @@ class EmailChannel:
             subject=None if held else subject,
             held=held,
             content_type="email",
-            raw={"email": _raw_view(mail, full_text, original_key, self.config.allow_remote_images)},
+            raw={"email": _raw_view(mail, full_text, original_key, safe_html)},
         )
 
     def _held(self, mail: ParsedMail, sender: str, mail_from: str | None) -> str | None:
@@ -301,8 +302,17 @@ def _valid_address(value: str | None) -> str | None:
     return value if _ADDRESS.match(value) and len(value) <= 320 else None
 
 
+def _digest(raw: bytes, remote_images: bool) -> tuple[ParsedMail, str, str, str | None]:
+    """Parse, pick the text (from the HTML when there is no text part), trim it, sanitize the HTML."""
+    mail = parse_mail(raw)
+    full_text = mail.text if mail.text is not None else (html_to_text(mail.html) if mail.html else "")
+    shown = trim_reply(full_text) if full_text else ""
+    safe_html = sanitize_html(mail.html, allow_remote_images=remote_images) if mail.html else None
+    return mail, full_text, shown, safe_html
+
+
 def _raw_view(
-    mail: ParsedMail, full_text: str, original_key: str | None, remote_images: bool
+    mail: ParsedMail, full_text: str, original_key: str | None, safe_html: str | None
 ) -> dict[str, Any]:
     """What the record keeps besides the shown text: headers, the untrimmed text, the sanitized HTML
     and the media key of the original message."""
@@ -319,7 +329,7 @@ def _raw_view(
         "headers": mail.headers,
         "automated": mail.automated,
         "text": full_text,
-        "html": sanitize_html(mail.html, allow_remote_images=remote_images) if mail.html else None,
+        "html": safe_html,
         "original_media_key": original_key,
         "parse_notes": mail.notes,
         "bounce": dataclasses.asdict(mail.bounce) if mail.bounce else None,

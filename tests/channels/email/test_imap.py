@@ -3,6 +3,7 @@ server restart nor a gateway restart loses or doubles a message."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sqlalchemy import select
@@ -67,6 +68,10 @@ async def test_imap_ingest_survives_server_and_gateway_restarts(tmp_path: Path, 
         await stream.next(created("two"))
         dovecot.deliver(mail("pushed", "pushed", sender="c3@example.org"))  # arrives through IDLE
         await stream.next(created("pushed"))
+        poller = (await gw.container.adapters.get(cid)).poller  # type: ignore[attr-defined]
+        while seen_flags(dovecot) < 3:  # \Seen is set just after the store: wait for that pass
+            poller.caught_up.clear()
+            await asyncio.wait_for(poller.caught_up.wait(), 10)
         assert seen_flags(dovecot) == 3
 
         dovecot.stop()
@@ -79,22 +84,25 @@ async def test_imap_ingest_survives_server_and_gateway_restarts(tmp_path: Path, 
 
     dovecot.deliver(mail("while gateway down", "while gateway down", sender="c5@example.org"))
     received: list[str] = []
+    stored = asyncio.Event()
 
     def count(container):
         original = container.pipeline.receive
 
         async def counting(inbound):
+            result = await original(inbound)
             received.append(inbound.text)
-            return await original(inbound)
+            stored.set()
+            return result
 
         container.adapters.bind(counting, container.outbox.apply_status)
 
     gw2 = await start_gateway(tmp_path, customize=count)  # same data dir: same database and UID state
     try:
-        stream2 = await gw2.stream()
-        await stream2.ready()
-        if "while gateway down" not in received:
-            await stream2.next(created("while gateway down"))
+        await asyncio.wait_for(stored.wait(), 10)
+        await asyncio.wait_for(gw2.container.adapters.get(cid), 5)
+        adapter = await gw2.container.adapters.get(cid)
+        await asyncio.wait_for(adapter.poller.caught_up.wait(), 10)  # type: ignore[attr-defined]
         assert received == ["while gateway down"]  # nothing read twice
         assert await stored_texts(gw2, cid) == ["one", "two", "pushed", "during outage", "while gateway down"]
         assert seen_flags(dovecot) == 5
