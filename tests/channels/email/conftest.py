@@ -100,8 +100,8 @@ class Dovecot:
         """Drop a message into the maildir as a local delivery agent would (tmp/ then rename)."""
         name = f"{time.time_ns()}.{os.getpid()}.test"
         (self.maildir / "tmp" / name).write_bytes(raw)
+        shutil.chown(self.maildir / "tmp" / name, "dovecot", "dovecot")  # before dovecot can see it
         os.rename(self.maildir / "tmp" / name, self.maildir / "new" / name)
-        shutil.chown(self.maildir / "new" / name, "dovecot", "dovecot")
 
 
 @pytest.fixture
