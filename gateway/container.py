@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
-from gateway.smtp import SmtpServer
+from gateway.smtp import SmtpSecurity, SmtpServer
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -95,5 +95,12 @@ def build(
         hostname=settings.mail_domain,
         mail_domain=settings.mail_domain,
         max_bytes=settings.smtp_max_bytes,
+        security=SmtpSecurity(
+            tls_cert=settings.smtp_tls_cert,
+            tls_key=settings.smtp_tls_key,
+            require_tls=settings.smtp_require_tls,
+            auth_user=settings.smtp_auth_user,
+            auth_password=settings.smtp_auth_password,
+        ),
     )
     return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox, smtp)

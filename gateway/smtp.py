@@ -11,12 +11,16 @@ answers ``451`` and the sending server tries again.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
+import ssl
 from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import select
 
 from channels.email.adapter import EmailChannel
@@ -124,6 +128,35 @@ class InboundHandler:
         return "250 2.0.0 OK: stored"
 
 
+@dataclass(frozen=True)
+class SmtpSecurity:
+    """Optional STARTTLS and AUTH for inbound SMTP (off by default, like a plain MX)."""
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = False
+    auth_user: str | None = None
+    auth_password: str | None = field(default=None, repr=False)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.tls_cert is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
+
+    def authenticator(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        """Constant-time check of LOGIN/PLAIN credentials. A failure must say ``handled=False``, else
+        aiosmtpd sends nothing and the client hangs (protocols.md §3)."""
+        if not isinstance(data, LoginPassword) or self.auth_user is None or self.auth_password is None:
+            return AuthResult(success=False, handled=False)
+        user_ok = hmac.compare_digest(data.login, self.auth_user.encode())
+        password_ok = hmac.compare_digest(data.password, self.auth_password.encode())
+        return AuthResult(success=user_ok and password_ok, handled=False)
+
+
 class SmtpServer:
     """Starts and stops the listener; ``port`` is the bound port (tests ask for port 0)."""
 
@@ -138,7 +171,9 @@ class SmtpServer:
         hostname: str,
         mail_domain: str,
         max_bytes: int,
+        security: SmtpSecurity | None = None,
     ) -> None:
+        self._security = security or SmtpSecurity()
         self.handler = InboundHandler(MailRouter(db, clock, mail_domain), adapters)
         self._host, self._port = host, port
         self._hostname = hostname
@@ -148,6 +183,9 @@ class SmtpServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        security = self._security
+        tls = security.tls_context()  # reads the key files: here, not in the constructor
+        auth = security.auth_user is not None and security.auth_password is not None
 
         def factory() -> Any:
             return SMTP(
@@ -156,6 +194,13 @@ class SmtpServer:
                 data_size_limit=self._max_bytes,
                 enable_SMTPUTF8=True,
                 ident="Switchboard ESMTP",
+                tls_context=tls,
+                require_starttls=security.require_tls and tls is not None,
+                authenticator=security.authenticator if auth else None,
+                auth_required=auth,
+                # With TLS on offer, passwords only travel encrypted; without it (a loopback relay) AUTH
+                # would otherwise never be advertised (aiosmtpd #283).
+                auth_require_tls=tls is not None,
             )
 
         self._server = await loop.create_server(factory, self._host, self._port)
