@@ -16,7 +16,9 @@ class ImapConfig(BaseModel):
     folder: str = "INBOX"
     use_idle: bool = True  # False: poll even when the server offers IDLE (for servers whose IDLE is broken)
     poll_seconds: float = Field(default=60, gt=0)  # when the server has no IDLE
-    idle_seconds: float = Field(default=25 * 60, gt=0)  # re-issue IDLE before RFC 2177's 29 minutes
+    # Re-issue IDLE (with a NOOP and UID SEARCH in between) this often: well inside RFC 2177's 29
+    # minutes, and a bound on how late a push the server sent mid-handshake can be noticed.
+    idle_seconds: float = Field(default=5 * 60, gt=0)
     command_timeout: float = Field(default=30, gt=0)
     reconnect_min: float = Field(default=1, gt=0)
     reconnect_max: float = Field(default=300, gt=0)

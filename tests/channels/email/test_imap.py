@@ -22,6 +22,7 @@ def imap_config(server: Dovecot) -> dict:
             "tls": False,
             "user": server.user,
             "command_timeout": 5,
+            "idle_seconds": 2,
             "reconnect_min": 0.05,
             "reconnect_max": 0.3,
         },
