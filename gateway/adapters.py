@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from channels.base import LoopbackChannel, UnavailableChannel
 from channels.email.adapter import EmailChannel
+from channels.telegram import telegram_channel
+from channels.webchat.adapter import create as create_webchat
 from inbox import tables as t
 from inbox.db import Database
 from inbox.media import MediaStore
@@ -153,6 +155,8 @@ def default_factories() -> dict[ChannelKind, AdapterFactory]:
     return {
         ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id),
         ChannelKind.EMAIL: email_channel,
+        ChannelKind.TELEGRAM: telegram_channel,
+        ChannelKind.WEBCHAT: create_webchat,
     }
 
 

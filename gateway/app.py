@@ -14,6 +14,8 @@ from gateway.api.errors import error_middleware
 from gateway.api.spec import openapi_document, register
 from gateway.container import Container
 from gateway.stream import stream
+from gateway.webchat import agent_api as webchat_api
+from gateway.webchat.endpoints import add_routes as add_webchat_routes
 from gateway.webhooks import add_routes as add_webhook_routes
 
 API_PREFIX = "/api/v1"
@@ -25,7 +27,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     """Build the app. With ``manage_container`` the app starts and stops the container with itself."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=32 * 1024 * 1024)
     app[CONTAINER] = container
-    ops = register(app, [admin.api, conversations.api, contacts.api], API_PREFIX)
+    ops = register(app, [admin.api, conversations.api, contacts.api, webchat_api.api], API_PREFIX)
     app[OPENAPI] = openapi_document(ops, API_PREFIX)
     app.router.add_get(f"{API_PREFIX}/openapi.json", _openapi)
     app.router.add_get(f"{API_PREFIX}/stream", stream)
@@ -34,6 +36,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/healthz", _healthz)
     add_webhook_routes(app)
+    add_webchat_routes(app)
     if manage_container:
         app.cleanup_ctx.append(_lifecycle)
     return app

@@ -152,6 +152,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=Settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request (each Telegram long poll) at INFO, with URLs that carry bot tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "serve":
         return asyncio.run(_serve(args))
     if args.command == "migrate":

@@ -13,6 +13,8 @@ from datetime import timedelta
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
 from gateway.smtp import SmtpSecurity, SmtpServer
+from gateway.webchat.hook import record_visitor_context
+from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -84,8 +86,12 @@ def build(
         smtp_url=settings.smtp_url,
     )
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
+    pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
+    # A contact who blocked the bot is marked on the failed send and unmarked when they write again.
+    outbox.failure_hooks.append(MarkBlocked(clock))
+    pipeline.hooks.append(clear_blocked)
     smtp = SmtpServer(
         db,
         adapters,

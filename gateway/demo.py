@@ -60,7 +60,7 @@ async def seed_demo(c: Container) -> str:
         configs: dict[ChannelKind, dict[str, object]] = {
             ChannelKind.LOOPBACK: {},
             ChannelKind.EMAIL: {"address": "support@demo.switchboard.test"},
-            ChannelKind.WEBCHAT: {"allowed_origins": [public]},
+            ChannelKind.WEBCHAT: {"allowed_origins": [public], "token": secrets.token_urlsafe(16)},
             ChannelKind.WHATSAPP: {
                 "base_url": f"{public}/simulator/graph",
                 "phone_number_id": "100000000000001",

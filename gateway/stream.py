@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -18,6 +17,7 @@ from gateway.api.context import container_of, user_of
 from gateway.api.errors import ApiError
 from inbox import tables as t
 from inbox.access import is_admin, visible_inbox_ids
+from inbox.events import LiveEvent
 
 CLOSE_FELL_BEHIND = 4000
 
@@ -29,17 +29,17 @@ class _Visibility:
         self._request = request
         self._user = user
         self._inboxes: set[int] = set()
+        self._admin = is_admin(user)
 
     async def load(self) -> None:
         async with container_of(self._request).db.read() as session:
             self._inboxes = await visible_inbox_ids(session, self._user)
 
-    async def allows(self, event: dict[str, Any]) -> bool:
-        if is_admin(self._user) or event["inbox_id"] is None:
+    async def allows(self, event: LiveEvent) -> bool:
+        if self._admin or event.inbox_id is None or event.inbox_id in self._inboxes:
             return True
-        if event["inbox_id"] not in self._inboxes:
-            await self.load()  # membership may have changed since connect
-        return event["inbox_id"] in self._inboxes
+        await self.load()  # membership may have changed since connect
+        return event.inbox_id in self._inboxes
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -68,8 +68,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             batch = await c.bus.backlog(user.account_id, last, 1000)
             for event in batch:
                 if await visibility.allows(event):
-                    await ws.send_str(json.dumps(event))
-                last = event["id"]
+                    await ws.send_str(event.json)
+                last = event.id
             if len(batch) < 1000:
                 break
         await ws.send_str(json.dumps({"type": "stream.ready", "after": last}))
@@ -83,11 +83,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 return
             behind.cancel()
             event = get.result()
-            if event["id"] <= last:  # already sent from the log
+            if event.id <= last:  # already sent from the log
                 continue
             if await visibility.allows(event):
-                await ws.send_str(json.dumps(event))
-            last = event["id"]
+                await ws.send_str(event.json)
+            last = event.id
 
     sender = asyncio.create_task(pump())
     try:

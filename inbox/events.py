@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,8 +57,20 @@ async def record_event(
     session.info["events_written"] = True
 
 
-def event_view(row: Event) -> dict[str, Any]:
-    return {
+@dataclass(frozen=True)
+class LiveEvent:
+    """An event as subscribers get it: serialized once, however many sockets it goes to."""
+
+    id: int
+    account_id: int
+    inbox_id: int | None
+    type: str
+    json: str
+    body: dict[str, Any]
+
+
+def event_view(row: Event) -> LiveEvent:
+    body = {
         "id": row.id,
         "type": row.type,
         "inbox_id": row.inbox_id,
@@ -65,6 +78,9 @@ def event_view(row: Event) -> dict[str, Any]:
         "data": row.payload,
         "created_at": row.created_at.isoformat(),
     }
+    return LiveEvent(
+        row.id, row.account_id, row.inbox_id, row.type, json.dumps(body, separators=(",", ":")), body
+    )
 
 
 @dataclass(eq=False)
@@ -72,7 +88,7 @@ class Subscription:
     """One listener. ``overflowed`` is set when it fell too far behind; it should resume from the log."""
 
     account_id: int | None
-    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+    queue: asyncio.Queue[LiveEvent] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -120,7 +136,7 @@ class EventBus:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
 
-    async def backlog(self, account_id: int, after: int, limit: int = 1000) -> list[dict[str, Any]]:
+    async def backlog(self, account_id: int, after: int, limit: int = 1000) -> list[LiveEvent]:
         async with self._db.read() as session:
             rows = await session.scalars(
                 select(Event)

@@ -124,11 +124,20 @@ class InboundPipeline:
                 return ReceiveResult(
                     message_id=existing.id, conversation_id=existing.conversation_id, duplicate=True
                 ), None
+            if inbound.edit_of is not None:
+                edited = await _apply_edit(session, channel, inbound, attachments, now)
+                if edited is not None:
+                    return edited, None
+                # An edit of a message we never stored is kept as a message of its own.
 
             address = normalize_address(channel.kind, inbound.sender)
             contact = await resolve_contact(
                 session, channel.account_id, channel.kind, address, inbound.sender_name, now
             )
+            if inbound.contact_attributes:
+                merged = {**(contact.attributes or {}), **inbound.contact_attributes}
+                if merged != contact.attributes:
+                    contact.attributes = merged
             conversation, new, reopened = await self._find_conversation(
                 session, channel, contact, address, inbound, now
             )
@@ -304,3 +313,56 @@ async def conversation_labels(session: AsyncSession, conversation_id: int) -> li
         select(t.ConversationLabel.label).where(t.ConversationLabel.conversation_id == conversation_id)
     )
     return list(rows)
+
+
+async def _apply_edit(
+    session: AsyncSession,
+    channel: t.Channel,
+    inbound: InboundMessage,
+    attachments: list[dict[str, object]],
+    now: datetime,
+) -> ReceiveResult | None:
+    """Rewrite the edited message, keeping each earlier text in ``raw["edit_history"]``.
+
+    None when the original is unknown. A redelivered edit (same provider id) changes nothing.
+    """
+    original = await session.scalar(
+        select(t.Message).where(
+            t.Message.channel_id == channel.id,
+            t.Message.provider_message_id == inbound.edit_of,
+            t.Message.kind == MessageKind.INCOMING,
+        )
+    )
+    if original is None:
+        return None
+    raw = dict(original.raw or {})
+    history = list(raw.get("edit_history") or [])
+    if any(entry.get("provider_message_id") == inbound.provider_message_id for entry in history):
+        return ReceiveResult(message_id=original.id, conversation_id=original.conversation_id, duplicate=True)
+    history.append(
+        {
+            "provider_message_id": inbound.provider_message_id,
+            "text": original.text,
+            "replaced_at": (inbound.received_at or now).isoformat(),
+        }
+    )
+    raw["edit_history"] = history
+    raw["edited"] = dict(inbound.raw)
+    original.raw = raw  # a new dict, so the JSON column is written
+    original.text = inbound.text
+    if attachments:
+        original.attachments = attachments
+    original.updated_at = now
+    await session.flush()
+    conversation = await session.get(t.Conversation, original.conversation_id)
+    assert conversation is not None
+    await record_event(
+        session,
+        "message.updated",
+        account_id=channel.account_id,
+        now=now,
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
+        payload={"message": dump(MessageView.of(original))},
+    )
+    return ReceiveResult(message_id=original.id, conversation_id=original.conversation_id, duplicate=False)

@@ -134,6 +134,11 @@ class InboundMessage(BaseModel):
     # auto_reply, bounce, bulk, filtered, spam. It joins a conversation it references, else it is kept
     # in a resolved conversation labelled with the reason (the filtered folder).
     held: str | None = None
+    # The provider id of an earlier message this one edits (Telegram edited_message): the pipeline
+    # rewrites that message's text and keeps the old text in its edit history.
+    edit_of: str | None = None
+    # Provider profile details to keep on the contact (e.g. telegram_username); newest wins.
+    contact_attributes: Mapping[str, Any] = Field(default_factory=dict)
 
 
 class DeliveryUpdate(BaseModel):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, column, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -44,6 +44,45 @@ class ConversationFilter:
     q: str | None = None
 
 
+def _search_condition(session: AsyncSession, q: str) -> Any:
+    """Conversations whose contact or any message matches ``q`` (case-insensitive substring).
+
+    SQLite uses the trigram FTS5 indexes (migration 0002_search) for terms of three or more
+    characters; shorter terms and PostgreSQL fall back to LIKE.
+    """
+    if session.bind.dialect.name == "sqlite" and len(q.strip()) >= 3:
+        phrase = '"' + q.strip().replace('"', '""') + '"'
+        matching_messages = text("SELECT rowid FROM message_search WHERE message_search MATCH :q").bindparams(
+            q=phrase
+        )
+        matching_contacts = text("SELECT rowid FROM contact_search WHERE contact_search MATCH :q").bindparams(
+            q=phrase
+        )
+        return or_(
+            t.Conversation.contact_id.in_(matching_contacts.columns(column("rowid"))),
+            t.Conversation.id.in_(
+                select(t.Message.conversation_id).where(
+                    t.Message.id.in_(matching_messages.columns(column("rowid")))
+                )
+            ),
+        )
+    pattern = _like(q.lower())
+    return or_(
+        exists().where(
+            t.Contact.id == t.Conversation.contact_id,
+            or_(
+                func.lower(t.Contact.name).like(pattern, escape="\\"),
+                func.lower(t.Contact.email).like(pattern, escape="\\"),
+                t.Contact.phone.like(pattern, escape="\\"),
+            ),
+        ),
+        exists().where(
+            t.Message.conversation_id == t.Conversation.id,
+            func.lower(t.Message.text).like(pattern, escape="\\"),
+        ),
+    )
+
+
 def _like(q: str) -> str:
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -72,23 +111,7 @@ async def list_conversations(
             )
         )
     if f.q:
-        pattern = _like(f.q.lower())
-        stmt = stmt.where(
-            or_(
-                exists().where(
-                    t.Contact.id == t.Conversation.contact_id,
-                    or_(
-                        func.lower(t.Contact.name).like(pattern, escape="\\"),
-                        func.lower(t.Contact.email).like(pattern, escape="\\"),
-                        t.Contact.phone.like(pattern, escape="\\"),
-                    ),
-                ),
-                exists().where(
-                    t.Message.conversation_id == t.Conversation.id,
-                    func.lower(t.Message.text).like(pattern, escape="\\"),
-                ),
-            )
-        )
+        stmt = stmt.where(_search_condition(session, f.q))
     if cursor:
         at_raw, last_id = decode_cursor(cursor, 2)
         try:

@@ -29,6 +29,8 @@ class MessageView(BaseModel):
     author_id: int | None
     created_at: datetime
     updated_at: datetime
+    # Earlier texts of an edited incoming message, oldest first: {text, replaced_at, provider_message_id}.
+    edit_history: list[dict[str, Any]] = []
 
     @classmethod
     def of(cls, m: t.Message) -> MessageView:
@@ -49,6 +51,7 @@ class MessageView(BaseModel):
             author_id=m.author_id,
             created_at=m.created_at,
             updated_at=m.updated_at,
+            edit_history=list((m.raw or {}).get("edit_history") or []) if m.kind == "incoming" else [],
         )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from inbox.queries import BadCursor
+
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -51,6 +53,8 @@ async def error_middleware(
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.details)
+    except BadCursor as exc:
+        return error_response(400, "bad_cursor", f"{exc}; start again without a cursor")
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(("/api/", "/webhooks/")):
             raise

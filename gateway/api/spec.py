@@ -148,7 +148,8 @@ def openapi_document(ops: Iterable[Operation], prefix: str) -> dict[str, Any]:
             for name in _path_params(op.path)
         ]
         if op.query is not None:
-            qschema = op.query.model_json_schema()
+            qschema = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(qschema.pop("$defs", {}))
             for name, prop in qschema.get("properties", {}).items():
                 params.append(
                     {

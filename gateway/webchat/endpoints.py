@@ -1,0 +1,615 @@
+"""Visitor-facing HTTP and websocket endpoints of the website chat.
+
+GET  /widget.js                          the widget (plain JavaScript, no build step)
+GET  /demo/                              a page with the widget embedded (the demo channel)
+GET  /webchat/{token}/config             the widget's settings, chat flow for this page, agent presence
+GET  /webchat/{token}/ws?key=&after=     the live socket; ``after`` = last message id the widget has
+POST /webchat/{token}/upload             a file from the visitor (multipart), checked server-side
+GET  /webchat/{token}/media/{key}        a file on a message, by signed link
+
+Socket frames from the widget: message {client_id, text, context, profile}, typing {typing},
+delivered / read {ids: [provider ids]}, profile {name, email}, ping. To the widget: hello, message,
+ready {last_id}, ack {client_id, id}, error {code, message, client_id?, retry_after?}, typing, read
+{up_to}, presence {presence}, pong. Every message carries its id; the widget drops ids it already has,
+so a resume that overlaps a live push shows nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import html
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, WSMsgType, web
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+
+from channels.webchat.adapter import Refused, WebchatAdapter
+from channels.webchat.identity import Visitor
+from gateway.adapters import UnknownChannelError
+from gateway.api.context import container_of
+from gateway.container import Container
+from gateway.webchat import store
+from gateway.webchat.hook import visitor_context
+from gateway.webchat.origin import origin_refusal
+from inbox import tables as t
+from inbox.events import record_event
+from inbox.identities import InvalidAddress, normalize_email
+from inbox.model import ChannelKind, MessageStatus
+
+_LOGGER = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent.parent / "static"
+TYPING_EVERY = 3.0  # seconds between repeated "typing" events to agents
+
+
+def _json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def _client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+class _Chat:
+    """The channel, its adapter and the container for one visitor request."""
+
+    def __init__(self, c: Container, channel: t.Channel, adapter: WebchatAdapter) -> None:
+        self.c = c
+        self.channel = channel
+        self.adapter = adapter
+        self.token = adapter.config.token
+        self.renderer = store.Renderer(self.token, adapter.signing_secret, adapter.reply_id)
+
+    def cors(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        return response
+
+
+async def _chat(request: web.Request) -> _Chat | web.Response:
+    """Resolve the token and check the Origin; a Response is a refusal to return as is."""
+    c = container_of(request)
+    channel = await store.channel_by_token(c.db, request.match_info["token"])
+    if channel is None:
+        return _json_error(404, "unknown_channel", "no chat with this token")
+    try:
+        adapter = await c.adapters.get(channel.id)
+    except UnknownChannelError:
+        return _json_error(404, "unknown_channel", "no chat with this token")
+    if not isinstance(adapter, WebchatAdapter):
+        return _json_error(404, "unknown_channel", "no chat with this token")
+    refused = origin_refusal(request, adapter.config.allowed_origins, c.settings.effective_public_url())
+    if refused is not None:
+        _LOGGER.warning(
+            "webchat %s: refused origin %s from %s", channel.id, refused[:200], _client_ip(request)
+        )
+        return _json_error(403, "origin_refused", f"this chat may not be embedded on {refused[:200]}")
+    return _Chat(c, channel, adapter)
+
+
+_UNPROCESSABLE = ("file_type_refused", "empty_file", "message_too_long", "empty_message", "bad_client_id")
+
+
+def _refusal(exc: Refused) -> web.Response:
+    status = 429 if exc.code in ("rate_limited", "too_many_connections") else 403
+    if exc.code == "file_too_large":
+        status = 413
+    elif exc.code in _UNPROCESSABLE:
+        status = 422
+    return _json_error(status, exc.code, exc.message, retry_after=exc.retry_after)
+
+
+# -- static pages ------------------------------------------------------------------------------------
+
+
+async def widget_js(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "widget.js",
+        headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"},
+    )
+
+
+async def demo_page(request: web.Request) -> web.Response:
+    """The demo shop page; ``?channel=TOKEN`` embeds another webchat channel than the demo's."""
+    c = container_of(request)
+    wanted = request.query.get("channel")
+    if wanted and await store.channel_by_token(c.db, wanted) is not None:
+        token: str | None = wanted
+    else:
+        async with c.db.read() as session:
+            rows = await session.scalars(
+                select(t.Channel).where(t.Channel.kind == ChannelKind.WEBCHAT).order_by(t.Channel.id)
+            )
+            token = next((str(r.config["token"]) for r in rows if (r.config or {}).get("token")), None)
+    if token is None:
+        return web.Response(
+            status=404, text="no webchat channel with a token; run `switchboard serve --demo`"
+        )
+    page = (STATIC / "demo" / "index.html").read_text(encoding="utf-8")
+    page = page.replace("{{WIDGET_SRC}}", html.escape(f"{request.scheme}://{request.host}/widget.js"))
+    page = page.replace("{{TOKEN}}", html.escape(token))
+    return web.Response(text=page, content_type="text/html")
+
+
+# -- config --------------------------------------------------------------------------------------------
+
+
+async def widget_config(request: web.Request) -> web.StreamResponse:
+    chat = await _chat(request)
+    if isinstance(chat, web.Response):
+        return chat
+    page_url = request.query.get("page_url", "")[:2048]
+    first_visit = request.query.get("first_visit") == "1"
+    flow = chat.adapter.flow_for(page_url, first_visit)
+    async with chat.c.db.read() as session:
+        presence = await store.presence(session, chat.channel, chat.adapter.config, chat.c.clock())
+    body = {"channel": chat.adapter.config.public(), "flow": flow.model_dump(), "presence": presence}
+    return chat.cors(request, web.json_response(body, headers={"Cache-Control": "no-store"}))
+
+
+# -- the socket ------------------------------------------------------------------------------------------
+
+
+class _Profile(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class _MessageFrame(BaseModel):
+    client_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(max_length=65536)
+    context: dict[str, Any] = Field(default_factory=dict)
+    profile: _Profile = Field(default_factory=_Profile)
+
+
+class _Socket:
+    """One widget tab. Everything written to it goes through one queue and one writer task.
+
+    Frames come from this process's adapter (the fast path) and from the event log (``_follow``), so a
+    reply sent by a worker in another process, or a read marker set there, still arrives; both paths
+    carry message ids and the writer sends each message once.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, chat: _Chat, visitor: Visitor) -> None:
+        self.ws = ws
+        self.chat = chat
+        self.visitor = visitor
+        self.queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=1000)
+        self.sent_ids: set[int] = set()
+        self.last_typing = 0.0
+        self.typing = False
+        self._writer: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[bool] | None = None
+        # Subscribed before the history is read, so nothing committed in between is missed.
+        self._subscription = chat.c.bus.subscribe(chat.channel.account_id)
+        self._mine: dict[int, bool] = {}  # conversation id -> is it this visitor's
+
+    async def deliver(self, frame: Mapping[str, Any]) -> None:
+        """Called by the adapter (replies, typing, presence) and by the reader (acks, echoes)."""
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            # A tab that stopped reading; closing makes it reconnect and resume from the history. In
+            # a task: the close handshake may take a while and the caller may be the outbox.
+            if self._closing is None:
+                self._closing = asyncio.create_task(
+                    self.ws.close(code=4000, message=b"fell behind; reconnect with after=")
+                )
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write(), name="webchat-writer")
+        self._follower = asyncio.create_task(self._follow(), name="webchat-follower")
+
+    async def stop(self) -> None:
+        self.chat.c.bus.unsubscribe(self._subscription)
+        for task in (self._follower, self._writer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+                    await task
+
+    async def _follow(self) -> None:
+        sub = self._subscription
+        while True:
+            get = asyncio.ensure_future(sub.queue.get())
+            behind = asyncio.ensure_future(sub.overflowed.wait())
+            try:
+                done, _ = await asyncio.wait({get, behind}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Cancelling a finished future is a no-op; this only stops the one still waiting (or
+                # both, when the task itself is cancelled).
+                get.cancel()
+                behind.cancel()
+            if get not in done:
+                await self.ws.close(code=4000, message=b"fell behind; reconnect with after=")
+                return
+            try:
+                await self._on_event(get.result().body)
+            except Exception:  # one odd event must not end the visitor's live updates
+                _LOGGER.exception("webchat %s: failed to follow an event", self.chat.channel.id)
+
+    async def _on_event(self, event: Mapping[str, Any]) -> None:
+        kind, data = event["type"], event.get("data") or {}
+        if kind == "user.availability":
+            async with self.chat.c.db.read() as session:
+                presence = await store.presence(
+                    session, self.chat.channel, self.chat.adapter.config, self.chat.c.clock()
+                )
+            await self.deliver({"type": "presence", "presence": presence})
+            return
+        conversation_id = event.get("conversation_id")
+        if conversation_id is None or not await self._is_mine(int(conversation_id), data):
+            return
+        message = data.get("message") or {}
+        if kind == "message.created" and message.get("kind") == "incoming":
+            await self.deliver({"type": "message", "id": message["id"]})  # another tab's message
+        elif (
+            kind == "message.updated"
+            and message.get("kind") == "outgoing"
+            and message.get("status") in ("sent", "delivered", "read")
+        ):
+            await self.deliver({"type": "message", "id": message["id"]})  # a reply, once it went out
+        elif kind == "conversation.read":
+            await self.deliver({"type": "read", "up_to": data.get("up_to", 0)})
+        elif kind == "conversation.typing" and data.get("who") == "agent":
+            await self.deliver(
+                {"type": "typing", "typing": bool(data.get("typing")), "name": data.get("name")}
+            )
+
+    async def _is_mine(self, conversation_id: int, data: Mapping[str, Any]) -> bool:
+        if conversation_id in self._mine:
+            return self._mine[conversation_id]
+        channel_id = (data.get("message") or {}).get("channel_id") or data.get("channel_id")
+        if channel_id is not None and channel_id != self.chat.channel.id:
+            return False  # another channel's conversation: no need to ask the database
+        async with self.chat.c.db.read() as session:
+            conversation = await session.get(t.Conversation, conversation_id)
+            mine = (
+                conversation is not None
+                and conversation.channel_id == self.chat.channel.id
+                and conversation.thread_key == self.visitor.address
+            )
+        self._mine[conversation_id] = mine
+        return mine
+
+    async def send_now(self, frame: Mapping[str, Any]) -> None:
+        if frame.get("type") == "message":
+            self.sent_ids.add(int(frame["id"]))
+        await self.ws.send_str(json.dumps(frame))
+
+    async def _write(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            if frame.get("type") == "message":
+                if int(frame["id"]) in self.sent_ids:
+                    continue
+                if "created_at" not in frame:  # straight from adapter.send: add the agent's name
+                    full = await self._render(int(frame["id"]))
+                    frame = full or frame
+            if self.ws.closed:
+                return
+            await self.send_now(frame)
+
+    async def _render(self, message_id: int) -> dict[str, Any] | None:
+        async with self.chat.c.db.read() as session:
+            m = await store.visible_message(session, message_id, self.chat.channel.id)
+            if m is None:
+                return None
+            return await self.chat.renderer.frame(session, m, self.visitor.address)
+
+
+async def visitor_socket(request: web.Request) -> web.StreamResponse:
+    chat = await _chat(request)
+    if isinstance(chat, web.Response):
+        return chat
+    q = request.query
+    ip = _client_ip(request)
+    try:
+        visitor = chat.adapter.identify(
+            key=q.get("key"), identifier=q.get("identifier"), signature=q.get("signature"), ip=ip
+        )
+    except Refused as exc:
+        return _refusal(exc)
+    try:
+        after = max(0, int(q.get("after", "0")))
+    except ValueError:
+        return _json_error(400, "bad_after", "after must be a message id")
+
+    ws = web.WebSocketResponse(heartbeat=25, max_msg_size=256 * 1024)
+    await ws.prepare(request)
+    sock = _Socket(ws, chat, visitor)
+    # Attach before reading the history: a reply sent meanwhile is queued, and the id check drops it
+    # if the history had it too.
+    chat.adapter.attach(visitor, sock)
+    try:
+        async with chat.c.db.read() as session:
+            conv_ids = await store.visitor_conversation_ids(session, chat.channel.id, visitor.address)
+            conversations = [c for c in [await session.get(t.Conversation, i) for i in conv_ids] if c]
+            rows = await store.history(session, conv_ids, after)
+            frames = [await chat.renderer.frame(session, m, visitor.address) for m in rows]
+            presence = await store.presence(session, chat.channel, chat.adapter.config, chat.c.clock())
+        await sock.send_now(
+            {
+                "type": "hello",
+                "presence": presence,
+                "verified": visitor.verified,
+                "agent_read_up_to": store.agent_read_up_to(conversations),
+                "resumed": after > 0,
+            }
+        )
+        for frame in frames:
+            await sock.send_now(frame)
+        await sock.send_now({"type": "ready", "last_id": max([after, *(f["id"] for f in frames)])})
+        sock.start()
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.ERROR:
+                    break
+                continue
+            try:
+                await _handle_frame(sock, msg.data, ip)
+            except Exception:
+                # Not acknowledged, so the widget still holds the message: closing makes it reconnect
+                # and send it again, instead of telling the visitor it failed for good.
+                _LOGGER.exception("webchat %s: failed to handle a visitor frame", chat.channel.id)
+                await ws.close(code=1011, message=b"server error; reconnect")
+                break
+    finally:
+        chat.adapter.detach(visitor, sock)
+        await sock.stop()
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def _handle_frame(sock: _Socket, data: str, ip: str) -> None:
+    try:
+        frame = json.loads(data)
+        if not isinstance(frame, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        await sock.deliver({"type": "error", "code": "bad_frame", "message": "frames are JSON objects"})
+        return
+    kind = frame.get("type")
+    chat, visitor = sock.chat, sock.visitor
+    try:
+        chat.adapter.check_frame(visitor, ip)
+        if kind == "ping":
+            await sock.deliver({"type": "pong"})
+        elif kind == "message":
+            await _visitor_message(sock, frame, ip)
+        elif kind == "typing":
+            await _visitor_typing(sock, bool(frame.get("typing")))
+        elif kind in ("delivered", "read"):
+            ids = [i for i in frame.get("ids") or [] if isinstance(i, str)]
+            status = MessageStatus.DELIVERED if kind == "delivered" else MessageStatus.READ
+            await chat.adapter.acknowledge(visitor, ids, status)
+        elif kind == "profile":
+            await _visitor_profile(sock, _Profile.model_validate(frame))
+        else:
+            await sock.deliver({"type": "error", "code": "bad_frame", "message": f"unknown frame {kind!r}"})
+    except ValidationError as exc:
+        field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else "frame"
+        await sock.deliver(
+            {
+                "type": "error",
+                "code": "bad_frame",
+                "message": f"{field}: {exc.errors()[0]['msg'] if exc.errors() else 'invalid'}",
+                "client_id": frame.get("client_id"),
+            }
+        )
+    except Refused as exc:
+        await sock.deliver(
+            {
+                "type": "error",
+                "code": exc.code,
+                "message": exc.message,
+                "retry_after": exc.retry_after,
+                "client_id": frame.get("client_id"),
+            }
+        )
+
+
+def _context(raw: Mapping[str, Any], profile: _Profile) -> dict[str, Any]:
+    context = visitor_context(dict(raw))
+    if profile.email:
+        context["email"] = profile.email
+    return context
+
+
+async def _visitor_message(sock: _Socket, frame: dict[str, Any], ip: str) -> None:
+    body = _MessageFrame.model_validate(frame)
+    chat = sock.chat
+    result = await chat.adapter.receive_text(
+        sock.visitor,
+        client_id=body.client_id,
+        text=body.text,
+        ip=ip,
+        name=body.profile.name,
+        context=_context(body.context, body.profile),
+    )
+    # Acknowledged only now that the pipeline committed it: the widget may forget its copy.
+    await sock.deliver(
+        {"type": "ack", "client_id": body.client_id, "id": result.message_id, "duplicate": result.duplicate}
+    )
+    await echo(chat, sock.visitor, result.message_id)
+
+
+async def echo(chat: _Chat, visitor: Visitor, message_id: int) -> None:
+    """Show a visitor's stored message in all their open tabs (the sender's included)."""
+    async with chat.c.db.read() as session:
+        m = await store.visible_message(session, message_id, chat.channel.id)
+        if m is None:
+            return
+        frame = await chat.renderer.frame(session, m, visitor.address)
+    await chat.adapter.push(visitor.address, frame)
+
+
+async def _visitor_typing(sock: _Socket, typing: bool) -> None:
+    now = asyncio.get_running_loop().time()
+    if typing and sock.typing and now - sock.last_typing < TYPING_EVERY:
+        return  # agents already know; repeated keystrokes are not news
+    if not typing and not sock.typing:
+        return
+    sock.typing, sock.last_typing = typing, now
+    chat = sock.chat
+    async with chat.c.db.write() as session:
+        conv_ids = await store.visitor_conversation_ids(session, chat.channel.id, sock.visitor.address)
+        if not conv_ids:
+            return  # nobody to tell before the first message
+        conversation = await session.get(t.Conversation, conv_ids[-1])
+        assert conversation is not None
+        await record_event(
+            session,
+            "conversation.typing",
+            account_id=conversation.account_id,
+            now=chat.c.clock(),
+            inbox_id=conversation.inbox_id,
+            conversation_id=conversation.id,
+            payload={
+                "conversation_id": conversation.id,
+                "channel_id": conversation.channel_id,
+                "who": "contact",
+                "typing": typing,
+            },
+        )
+
+
+async def _visitor_profile(sock: _Socket, profile: _Profile) -> None:
+    """The offline form's email (and name) onto the visitor's contact, if they already wrote."""
+    chat = sock.chat
+    email = None
+    if profile.email:
+        try:
+            email = normalize_email(profile.email)
+        except InvalidAddress:
+            await sock.deliver(
+                {"type": "error", "code": "bad_email", "message": "that email address looks wrong"}
+            )
+            return
+    async with chat.c.db.write() as session:
+        identity = await session.scalar(
+            select(t.ContactIdentity).where(
+                t.ContactIdentity.account_id == chat.channel.account_id,
+                t.ContactIdentity.kind == ChannelKind.WEBCHAT,
+                t.ContactIdentity.address == sock.visitor.address,
+            )
+        )
+        if identity is None:
+            await sock.deliver({"type": "profile_saved", "stored": False})
+            return
+        contact = await session.get(t.Contact, identity.contact_id)
+        assert contact is not None
+        if email:
+            contact.email = email
+        if profile.name and not contact.name:
+            contact.name = profile.name.strip()[:200] or None
+    await sock.deliver({"type": "profile_saved", "stored": True})
+
+
+# -- uploads and media -----------------------------------------------------------------------------------
+
+
+async def upload(request: web.Request) -> web.StreamResponse:
+    chat = await _chat(request)
+    if isinstance(chat, web.Response):
+        return chat
+    ip = _client_ip(request)
+    limit = chat.adapter.config.limits.max_upload_bytes
+    fields: dict[str, str] = {}
+    data: bytes | None = None
+    filename: str | None = None
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError):
+        return chat.cors(request, _json_error(400, "bad_upload", "send the file as multipart/form-data"))
+    async for part in reader:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        if part.name == "file":
+            filename = part.filename
+            buf = bytearray()
+            while chunk := await part.read_chunk(64 * 1024):
+                buf.extend(chunk)
+                if len(buf) > limit:  # stop reading: no need to take in the rest
+                    _LOGGER.warning("webchat %s: refused file_too_large from %s", chat.channel.id, ip)
+                    return chat.cors(
+                        request,
+                        _json_error(413, "file_too_large", f"files may be at most {limit // 1024} KiB"),
+                    )
+            data = bytes(buf)
+        elif part.name in ("key", "identifier", "signature", "client_id", "context"):
+            fields[part.name] = (await part.read(decode=True)).decode("utf-8", "replace")[:8192]
+    try:
+        visitor = chat.adapter.identify(
+            key=fields.get("key"),
+            identifier=fields.get("identifier"),
+            signature=fields.get("signature"),
+            ip=ip,
+        )
+        try:
+            raw_context = json.loads(fields.get("context") or "{}")
+        except ValueError:
+            raw_context = {}
+        context = visitor_context(raw_context if isinstance(raw_context, dict) else {})
+        result = await chat.adapter.receive_upload(
+            visitor,
+            client_id=fields.get("client_id", ""),
+            data=data or b"",
+            filename=filename,
+            ip=ip,
+            context=context,
+        )
+    except Refused as exc:
+        return chat.cors(request, _refusal(exc))
+    await echo(chat, visitor, result.message_id)
+    body = {"client_id": fields.get("client_id"), "id": result.message_id, "duplicate": result.duplicate}
+    return chat.cors(request, web.json_response(body, status=201))
+
+
+INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+SERVED_TYPES = INLINE_TYPES | {"application/pdf", "text/plain"}
+
+
+async def media(request: web.Request) -> web.StreamResponse:
+    chat = await _chat(request)
+    if isinstance(chat, web.Response):
+        return chat
+    key = request.match_info["key"]
+    kind = request.query.get("t", "")
+    expected = store.media_signature(chat.adapter.signing_secret, key, kind)
+    if not hmac.compare_digest(expected, request.query.get("s", "")):
+        return _json_error(404, "not_found", "no such file")
+    try:
+        path = chat.c.media.path_of(key)
+    except ValueError:
+        return _json_error(404, "not_found", "no such file")
+    if not path.exists():
+        return _json_error(404, "not_found", "no such file")
+    headers = {
+        "Content-Type": kind if kind in SERVED_TYPES else "application/octet-stream",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, max-age=86400",
+    }
+    if kind not in INLINE_TYPES:
+        headers["Content-Disposition"] = "attachment"
+    return web.FileResponse(path, headers=headers)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/widget.js", widget_js)
+    app.router.add_get("/demo/", demo_page)
+    app.router.add_get("/webchat/{token}/config", widget_config)
+    app.router.add_get("/webchat/{token}/ws", visitor_socket)
+    app.router.add_post("/webchat/{token}/upload", upload)
+    app.router.add_get("/webchat/{token}/media/{key}", media)
