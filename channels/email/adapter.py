@@ -233,6 +233,10 @@ class EmailChannel:
     def _held(self, mail: ParsedMail, sender: str, mail_from: str | None) -> str | None:
         """Why this mail must not open a conversation or wake a bot; None for ordinary mail."""
         cfg = self.config
+        # Our own mail coming back (a forwarding rule, a Cc to ourselves): never answer it, or a bot
+        # would talk to itself forever.
+        if split_plus(sender)[0] == self.address or mail.message_id.endswith(f"@{self._domain}>"):
+            return "loop"
         if sender.lower() in cfg.blocked_senders or sender.lower().rpartition("@")[2] in cfg.blocked_domains:
             return "filtered"
         if cfg.spam_header is not None:

@@ -288,3 +288,25 @@ async def test_a_bounce_fails_the_message_it_bounces(tmp_path: Path, smtp_sink):
         assert [m["status"] for m in messages["items"]][:2] == ["received", "failed"]
     finally:
         await gw.close()
+
+
+async def test_our_own_mail_coming_back_is_held_so_nothing_can_loop(tmp_path: Path, smtp_sink):
+    gw = await start(tmp_path, smtp_sink)
+    calls: list[str] = []
+
+    async def bot(session, ctx):
+        calls.append(ctx.inbound.provider_message_id)
+
+    gw.container.pipeline.hooks.append(bot)
+    try:
+        th = await ann_thread(gw, smtp_sink)
+        # Our reply delivered back to us (say Ann's server forwards everything to support@).
+        envelope = (await smtp_sink.wait_for(1))[0]
+        await smtp_send(gw.container.smtp.port, envelope.content, SUPPORT, [SUPPORT])
+        # And a mail claiming to be from our own address.
+        await send(gw, mail("ping", "from ourselves", sender=SUPPORT), sender=SUPPORT)
+        assert calls == ["<a1@example.org>"]
+        assert [c["id"] for c in await conversations(gw)] == [th.conv_id]
+        assert len(smtp_sink.messages) == 1  # nothing answered
+    finally:
+        await gw.close()
