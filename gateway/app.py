@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.api import admin, contacts, conversations
+from gateway.api import admin, bots, contacts, conversations, routing, web_session, worklist
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
@@ -27,11 +27,26 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     """Build the app. With ``manage_container`` the app starts and stops the container with itself."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=32 * 1024 * 1024)
     app[CONTAINER] = container
-    ops = register(app, [admin.api, conversations.api, contacts.api, webchat_api.api], API_PREFIX)
+    ops = register(
+        app,
+        [
+            admin.api,
+            conversations.api,
+            contacts.api,
+            webchat_api.api,
+            routing.api,
+            bots.api,
+            web_session.api,
+            worklist.api,
+        ],
+        API_PREFIX,
+    )
     app[OPENAPI] = openapi_document(ops, API_PREFIX)
     app.router.add_get(f"{API_PREFIX}/openapi.json", _openapi)
     app.router.add_get(f"{API_PREFIX}/stream", stream)
-    app[PUBLIC_PATHS] = frozenset({f"{API_PREFIX}/openapi.json"})
+    app[PUBLIC_PATHS] = frozenset(
+        {f"{API_PREFIX}/openapi.json"} | {API_PREFIX + op.path for op in ops if op.public}
+    )
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/healthz", _healthz)
@@ -53,8 +68,21 @@ async def _openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
+# The web inbox renders everything as text; the policy is the second fence should a bug slip through.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
+
+
 async def _index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html")
+    return web.FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: serve, migrate, user create."""
+"""The ``switchboard`` command: serve, migrate, user create, bot load."""
 
 from __future__ import annotations
 
@@ -119,6 +119,44 @@ async def _user_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _bot_load(args: argparse.Namespace) -> int:
+    """Load (or replace, by name) a bot flow from a YAML or JSON file into the first account."""
+    from pathlib import Path
+
+    from bots.flow import FlowInvalid, load_flow_file
+
+    try:
+        name, kind, definition = load_flow_file(Path(args.file))
+    except (OSError, FlowInvalid) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = args.name or name
+    container = build(_settings(args))
+    container.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    container.db.connect()
+    try:
+        await migrate(container.db)
+        now = container.clock()
+        async with container.db.write() as session:
+            account_id = await session.scalar(select(t.Account.id).order_by(t.Account.id).limit(1))
+            if account_id is None:
+                print("error: no account yet; create a user first", file=sys.stderr)
+                return 1
+            bot = await session.scalar(
+                select(t.BotFlow).where(t.BotFlow.account_id == account_id, t.BotFlow.name == name)
+            )
+            if bot is None:
+                bot = t.BotFlow(account_id=account_id, name=name, created_at=now, enabled=True)
+                session.add(bot)
+            bot.kind, bot.definition, bot.updated_at = kind, definition, now
+            await session.flush()
+            bot_id = bot.id
+    finally:
+        await container.db.close()
+    print(f"loaded {kind} bot {name!r} as bot {bot_id}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="switchboard", description="Unified inbox and channel gateway")
     sub = p.add_subparsers(dest="command", required=True)
@@ -146,6 +184,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     create.add_argument("--password")
     storage(create)
+
+    bot = sub.add_parser("bot", help="manage bot flows")
+    bot_sub = bot.add_subparsers(dest="bot_command", required=True)
+    load = bot_sub.add_parser("load", help="load or replace (by name) a bot flow from a YAML or JSON file")
+    load.add_argument("file")
+    load.add_argument("--name", help="defaults to the file's name: field, else its file name")
+    storage(load)
     return p
 
 
@@ -160,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(args))
     if args.command == "user" and args.user_command == "create":
         return asyncio.run(_user_create(args))
+    if args.command == "bot" and args.bot_command == "load":
+        return asyncio.run(_bot_load(args))
     return 2
 
 

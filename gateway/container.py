@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bots.runner import BotRunner
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
 from gateway.smtp import SmtpSecurity, SmtpServer
@@ -23,6 +24,8 @@ from inbox.media import MediaStore
 from inbox.model import ChannelKind
 from inbox.outbox import Outbox
 from inbox.schema import migrate
+from routing.assignment import Assigner, QueueWatcher
+from routing.engine import RoutingHook
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,6 +41,10 @@ class Container:
     adapters: AdapterRegistry
     pipeline: InboundPipeline
     outbox: Outbox
+    assigner: Assigner
+    routing: RoutingHook
+    bots: BotRunner
+    queue_watcher: QueueWatcher
     smtp: SmtpServer
     started: bool = field(default=False)
 
@@ -53,12 +60,17 @@ class Container:
         pending = await self.outbox.redispatch_pending()
         if pending:
             _LOGGER.info("re-dispatching %d queued messages left from before", pending)
+        await self.queue_watcher.start()
+        runs = await self.bots.resume()
+        if runs:
+            _LOGGER.info("resuming %d bot runs", runs)
         self.started = True
 
     async def stop(self) -> None:
         if not self.started:
             return
         await self.smtp.stop()
+        await self.queue_watcher.stop()
         await self.adapters.stop_all()
         await self.jobs.stop()
         await self.bus.stop()
@@ -92,6 +104,12 @@ def build(
     # A contact who blocked the bot is marked on the failed send and unmarked when they write again.
     outbox.failure_hooks.append(MarkBlocked(clock))
     pipeline.hooks.append(clear_blocked)
+    # Routing then bots run inside each inbound transaction; bot steps run as jobs after the commit.
+    assigner = Assigner(db, jobs, clock)
+    bots = BotRunner(db, jobs, outbox, clock, humans=assigner.assign)
+    routing = RoutingHook(outbox, assigner, bots=bots.launch)
+    pipeline.hooks += [routing, bots.hook]
+    queue_watcher = QueueWatcher(bus, assigner)
     smtp = SmtpServer(
         db,
         adapters,
@@ -109,4 +127,19 @@ def build(
             auth_password=settings.smtp_auth_password,
         ),
     )
-    return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox, smtp)
+    return Container(
+        settings,
+        clock,
+        db,
+        media,
+        bus,
+        jobs,
+        adapters,
+        pipeline,
+        outbox,
+        assigner,
+        routing,
+        bots,
+        queue_watcher,
+        smtp,
+    )

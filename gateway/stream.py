@@ -76,12 +76,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
         while True:
             get = asyncio.ensure_future(subscription.queue.get())
             behind = asyncio.ensure_future(subscription.overflowed.wait())
-            done, _ = await asyncio.wait({get, behind}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await asyncio.wait({get, behind}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when this task is cancelled: leave no pending waiter behind
+                for waiter in (get, behind):
+                    if not waiter.done():
+                        waiter.cancel()
             if get not in done:
-                get.cancel()
                 await ws.close(code=CLOSE_FELL_BEHIND, message=b"fell behind; reconnect with after=")
                 return
-            behind.cancel()
             event = get.result()
             if event.id <= last:  # already sent from the log
                 continue

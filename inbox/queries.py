@@ -42,6 +42,8 @@ class ConversationFilter:
     team_id: int | None = None
     label: str | None = None
     q: str | None = None
+    priority: str | None = None
+    channel_kind: str | None = None
 
 
 def _search_condition(session: AsyncSession, q: str) -> Any:
@@ -103,6 +105,12 @@ async def list_conversations(
         stmt = stmt.where(t.Conversation.assignee_id == f.assignee_id)
     if f.team_id is not None:
         stmt = stmt.where(t.Conversation.team_id == f.team_id)
+    if f.priority:
+        stmt = stmt.where(t.Conversation.priority == f.priority)
+    if f.channel_kind:
+        stmt = stmt.where(
+            t.Conversation.channel_id.in_(select(t.Channel.id).where(t.Channel.kind == f.channel_kind))
+        )
     if f.label:
         stmt = stmt.where(
             exists().where(

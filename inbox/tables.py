@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -250,22 +251,183 @@ class Setting(Base):
     value: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+# -- routing (routing/) ----------------------------------------------------------------------------
+
+
+class RoutingRule(Base):
+    """One ordered rule of an account: conditions (all/any) and actions, as validated JSON."""
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (Index("ix_routing_rules_account_position", "account_id", "position"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    match: Mapped[str] = mapped_column(String(8), default="all")  # all | any
+    triggers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    stop: Mapped[bool] = mapped_column(Boolean, default=False)  # later rules are skipped once this fired
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RuleFiring(Base):
+    """Audit: a rule fired on a conversation and took these actions (rule name kept if it is deleted)."""
+
+    __tablename__ = "rule_firings"
+    __table_args__ = (Index("ix_rule_firings_conversation_rule", "conversation_id", "rule_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    rule_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    rule_name: Mapped[str] = mapped_column(String(200))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AssignmentPolicy(Base):
+    """Automatic assignment for one inbox or one team: strategy, per-agent capacity, release rule."""
+
+    __tablename__ = "assignment_policies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    inbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inboxes.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    strategy: Mapped[str] = mapped_column(String(16), default="round_robin")  # round_robin | least_busy
+    capacity: Mapped[int] = mapped_column(Integer, default=10)
+    agent_capacity: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # user id (str) → capacity
+    release_on_offline: Mapped[bool] = mapped_column(Boolean, default=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    cursor_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # round robin position
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AssignmentWait(Base):
+    """A conversation waiting for an agent with free capacity, first come first served."""
+
+    __tablename__ = "assignment_queue"
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    policy_id: Mapped[int] = mapped_column(
+        ForeignKey("assignment_policies.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# -- bots (bots/) ----------------------------------------------------------------------------------
+
+
+class BotFlow(Base):
+    """A declarative bot flow (kind ``flow``) or a FAQ bot (kind ``faq``); definition is validated JSON."""
+
+    __tablename__ = "bot_flows"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="flow")
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BotRun(Base):
+    """One bot conversation, durable so a restart continues where it stopped."""
+
+    __tablename__ = "bot_runs"
+    __table_args__ = (Index("ix_bot_runs_conversation_status", "conversation_id", "status"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    flow_id: Mapped[int] = mapped_column(ForeignKey("bot_flows.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # active | completed | handed_off | stopped
+    state: Mapped[str] = mapped_column(String(100))
+    entered: Mapped[bool] = mapped_column(Boolean, default=False)  # the state's prompt was sent
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    last_message_id: Mapped[int] = mapped_column(BigInteger, default=0)  # incoming messages seen up to here
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    refusals: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)  # why it ended
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# -- the web inbox (issue 9): browser sessions, per-agent read markers, canned responses --------------
+
+
+class WebSession(Base):
+    """A signed-in browser. Only the digest of the cookie value is stored; the CSRF token goes with it."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConversationRead(Base):
+    """How far one user has read a conversation: incoming messages with a higher id are unread."""
+
+    __tablename__ = "conversation_reads"
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_read_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CannedResponse(Base):
+    """A saved reply agents insert with ``/short_code`` in the composer."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (UniqueConstraint("account_id", "short_code"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    short_code: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 __all__ = [
     "Account",
     "ApiToken",
+    "AssignmentPolicy",
+    "AssignmentWait",
     "Base",
+    "BotFlow",
+    "BotRun",
+    "CannedResponse",
     "Channel",
     "Contact",
     "ContactIdentity",
     "Conversation",
     "ConversationLabel",
+    "ConversationRead",
     "Event",
     "InboxMember",
     "InboxRow",
     "Message",
     "OrphanStatus",
+    "RoutingRule",
+    "RuleFiring",
     "Setting",
     "Team",
     "TeamMember",
     "User",
+    "WebSession",
 ]

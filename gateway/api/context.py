@@ -11,6 +11,7 @@ from inbox import tables as t
 CONTAINER = web.AppKey("container", Container)
 USER = web.RequestKey("user", t.User)
 PUBLIC_PATHS = web.AppKey("public_paths", frozenset)
+WEB_SESSION = web.RequestKey("web_session", t.WebSession)  # set when signed in by cookie
 
 
 def container_of(request: web.Request) -> Container:

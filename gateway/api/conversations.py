@@ -19,10 +19,11 @@ from inbox.contacts import resolve_contact
 from inbox.conversations import ConversationPatch, apply_patch, find_or_open_conversation
 from inbox.identities import InvalidAddress, normalize_address
 from inbox.inbound import conversation_labels
-from inbox.model import ConversationStatus, Priority, TemplateRef
+from inbox.model import ChannelKind, ConversationStatus, Priority, TemplateRef
 from inbox.outbox import Draft, DraftError
 from inbox.queries import ConversationFilter, labels_for, list_by_id, list_conversations
 from inbox.views import ConversationView, MessageView
+from inbox.worklist import ConversationListItem, enrich
 
 api = ApiRoutes()
 
@@ -34,6 +35,8 @@ class ConversationQuery(BaseModel):
     team_id: int | None = None
     label: str | None = Field(default=None, max_length=64)
     q: str | None = Field(default=None, max_length=200)
+    priority: Priority | None = None
+    channel_kind: ChannelKind | None = None
     cursor: str | None = None
     limit: int = Field(default=25, ge=1, le=100)
 
@@ -55,9 +58,9 @@ async def visible_conversation(session: AsyncSession, user: t.User, conversation
     "/conversations",
     summary="Conversations, newest activity first",
     query=ConversationQuery,
-    response=Page[ConversationView],
+    response=Page[ConversationListItem],
 )
-async def list_conversations_(request: web.Request, query: ConversationQuery) -> Page[ConversationView]:
+async def list_conversations_(request: web.Request, query: ConversationQuery) -> Page[ConversationListItem]:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         inbox_ids = await visible_inbox_ids(session, user)
@@ -73,20 +76,24 @@ async def list_conversations_(request: web.Request, query: ConversationQuery) ->
             team_id=query.team_id,
             label=query.label,
             q=query.q,
+            priority=query.priority,
+            channel_kind=query.channel_kind,
         )
         rows, cursor = await list_conversations(session, f, query.limit, query.cursor)
         labels = await labels_for(session, [r.id for r in rows])
-        return Page[ConversationView](
-            items=[ConversationView.of(r, labels[r.id]) for r in rows], next_cursor=cursor
+        return Page[ConversationListItem](
+            items=await enrich(session, user.id, rows, labels), next_cursor=cursor
         )
 
 
-@api.route("GET", "/conversations/{id}", summary="One conversation", response=ConversationView)
-async def get_conversation(request: web.Request) -> ConversationView:
+@api.route("GET", "/conversations/{id}", summary="One conversation", response=ConversationListItem)
+async def get_conversation(request: web.Request) -> ConversationListItem:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         conversation = await visible_conversation(session, user, path_id(request))
-        return ConversationView.of(conversation, await conversation_labels(session, conversation.id))
+        labels = {conversation.id: await conversation_labels(session, conversation.id)}
+        (item,) = await enrich(session, user.id, [conversation], labels)
+        return item
 
 
 class ConversationPatchBody(BaseModel):

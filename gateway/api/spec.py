@@ -39,6 +39,7 @@ class Operation:
     response: Any
     status: int
     public: bool
+    body_required: bool = True
 
 
 class ApiRoutes:
@@ -56,18 +57,23 @@ class ApiRoutes:
         response: Any = None,
         status: int = 200,
         public: bool = False,
+        body_required: bool = True,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             self.operations.append(
-                Operation(method, path, handler, summary, body, query, response, status, public)
+                Operation(
+                    method, path, handler, summary, body, query, response, status, public, body_required
+                )
             )
             return handler
 
         return decorate
 
 
-async def parse_body(request: web.Request, model: type[M]) -> M:
+async def parse_body(request: web.Request, model: type[M], required: bool = True) -> M:
     raw = await request.read()
+    if not raw and not required:
+        raw = b"{}"
     if not raw:
         raise ApiError(400, "invalid_json", "the request body is empty; expected a JSON object")
     try:
@@ -93,7 +99,7 @@ def _wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse
     async def handle(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {}
         if op.body is not None:
-            kwargs["body"] = await parse_body(request, op.body)
+            kwargs["body"] = await parse_body(request, op.body, op.body_required)
         if op.query is not None:
             kwargs["query"] = parse_query(request, op.query)
         result = await op.handler(request, **kwargs)
@@ -163,7 +169,7 @@ def openapi_document(ops: Iterable[Operation], prefix: str) -> dict[str, Any]:
             entry["parameters"] = params
         if op.body is not None:
             entry["requestBody"] = {
-                "required": True,
+                "required": op.body_required,
                 "content": {"application/json": {"schema": ref(op.body)}},
             }
         if op.response is not None:

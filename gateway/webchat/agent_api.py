@@ -1,26 +1,24 @@
 """The agent side of live chat: typing, read markers and the agent's own availability.
 
-``POST /conversations/{id}/typing`` and ``/read`` work on any conversation; the visitor sees them live
-on webchat (other channels may learn to pass them on). ``PUT /users/me/availability`` sets online /
-away / offline, which the widget shows as presence and uses to offer live chat or ask for an email.
+``POST /conversations/{id}/typing`` works on any conversation and ``send_read_receipt`` backs
+``POST /conversations/{id}/read``; the visitor sees both live on webchat (other channels may learn to
+pass them on). Availability is set in gateway/presence.py; the widget shows it as presence.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from channels.webchat.adapter import WebchatAdapter
 from gateway.api.context import container_of, path_id, user_of
 from gateway.api.conversations import visible_conversation
 from gateway.api.spec import ApiRoutes
+from gateway.container import Container
 from inbox import tables as t
 from inbox.events import record_event
 from inbox.model import MessageKind
-from inbox.views import UserView
 
 api = ApiRoutes()
 
@@ -71,37 +69,22 @@ async def agent_typing(request: web.Request, body: TypingBody) -> TypingResult:
     return TypingResult(delivered=await adapter.push(conversation.recipient, frame))
 
 
-class ReadBody(BaseModel):
-    up_to: int | None = Field(default=None, ge=1)  # default: the newest message
-
-
-class ReadResult(BaseModel):
-    up_to: int
-
-
-@api.route(
-    "POST",
-    "/conversations/{id}/read",
-    summary="Mark the contact's messages read up to a message (the contact sees a read receipt)",
-    body=ReadBody,
-    response=ReadResult,
-)
-async def agent_read(request: web.Request, body: ReadBody) -> ReadResult:
-    user = user_of(request)
-    c = container_of(request)
+async def send_read_receipt(c: Container, user: t.User, conversation_id: int, up_to_hint: int | None) -> int:
+    """The agent read the contact's messages up to a message: the contact sees a read receipt (webchat
+    shows it live; the event is on the log for every process). Returns the receipt position."""
     now = c.clock()
     async with c.db.write() as session:
-        conversation = await visible_conversation(session, user, path_id(request))
+        conversation = await visible_conversation(session, user, conversation_id)
         newest = await session.scalar(
             select(func.max(t.Message.id)).where(
                 t.Message.conversation_id == conversation.id, t.Message.kind == MessageKind.INCOMING
             )
         )
-        up_to = min(body.up_to or newest or 0, newest or 0)
+        up_to = min(up_to_hint or newest or 0, newest or 0)
         meta = dict(conversation.meta or {})
         marks = dict(meta.get("webchat_read") or {})
         if up_to <= int(marks.get("agent", 0)):
-            return ReadResult(up_to=int(marks.get("agent", 0)))
+            return int(marks.get("agent", 0))
         marks["agent"] = up_to
         conversation.meta = {**meta, "webchat_read": marks}
         await record_event(
@@ -122,35 +105,4 @@ async def agent_read(request: web.Request, body: ReadBody) -> ReadResult:
     adapter = await c.adapters.get(channel_id)
     if isinstance(adapter, WebchatAdapter):
         await adapter.push(recipient, {"type": "read", "up_to": up_to})
-    return ReadResult(up_to=up_to)
-
-
-class AvailabilityBody(BaseModel):
-    availability: Literal["online", "away", "offline"]
-
-
-@api.route(
-    "PUT",
-    "/users/me/availability",
-    summary="Set your availability (online / away / offline); chat visitors see it as presence",
-    body=AvailabilityBody,
-    response=UserView,
-)
-async def set_availability(request: web.Request, body: AvailabilityBody) -> UserView:
-    user = user_of(request)
-    c = container_of(request)
-    now = c.clock()
-    async with c.db.write() as session:
-        row = await session.get(t.User, user.id)
-        assert row is not None
-        row.availability = body.availability
-        await record_event(
-            session,
-            "user.availability",
-            account_id=row.account_id,
-            now=now,
-            payload={"user_id": row.id, "availability": body.availability},
-        )
-        view = UserView.of(row)
-    # Visitor sockets follow the event log and tell their widgets the new presence.
-    return view
+    return up_to

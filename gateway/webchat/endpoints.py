@@ -239,7 +239,7 @@ class _Socket:
 
     async def _on_event(self, event: Mapping[str, Any]) -> None:
         kind, data = event["type"], event.get("data") or {}
-        if kind == "user.availability":
+        if kind == "user.presence":
             async with self.chat.c.db.read() as session:
                 presence = await store.presence(
                     session, self.chat.channel, self.chat.adapter.config, self.chat.c.clock()

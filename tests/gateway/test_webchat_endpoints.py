@@ -278,17 +278,17 @@ async def test_presence_follows_agents_and_offline_visitors_leave_an_email(gw: G
 
     visitor = await connect(gw, key=KEY_A)
     assert hello(visitor)["presence"] == "offline"
-    await gw.api("PUT", "/users/me/availability", json_body={"availability": "away"})
+    await gw.api("PATCH", "/users/me", json_body={"availability": "away"})
     assert (await visitor.next("presence"))["presence"] == "away"
-    await gw.api("PUT", "/users/me/availability", json_body={"availability": "online"})
+    await gw.api("PATCH", "/users/me", json_body={"availability": "online"})
     assert (await visitor.next("presence"))["presence"] == "online"
     assert (await config(gw))["presence"] == "online"
-    status, body = await gw.api("PUT", "/users/me/availability", json_body={"availability": "busy"})
+    status, body = await gw.api("PATCH", "/users/me", json_body={"availability": "busy"})
     assert status == 422 and "availability" in body["error"]["message"]
 
     # The email from the offline form lands on the contact.
     ack = await visitor.say("q1", "Do you ship to Norway?", profile={"email": "Ola@Example.NO"})
-    await gw.api("PUT", "/users/me/availability", json_body={"availability": "offline"})
+    await gw.api("PATCH", "/users/me", json_body={"availability": "offline"})
     await visitor.ws.send_json({"type": "profile", "email": "ola.nordmann@example.no"})
     assert (await visitor.next("profile_saved"))["stored"] is True
     status, messages = await gw.api("GET", "/conversations?inbox_id=1")
@@ -303,7 +303,7 @@ async def test_business_hours_closed_means_offline_even_with_agents_online(
 ):
     gw = await start_gateway(tmp_path, clock=clock)  # the clock says Tuesday 12:00 UTC
     try:
-        await gw.api("PUT", "/users/me/availability", json_body={"availability": "online"})
+        await gw.api("PATCH", "/users/me", json_body={"availability": "online"})
         await gw.api(
             "POST",
             "/channels",

@@ -195,7 +195,7 @@ def test_library_log_lines_lose_the_token(caplog):
     log_filter = RedactingFilter(Redactor(TOKEN))
     log_filter.install()
     try:
-        with caplog.at_level(logging.DEBUG):
+        with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
             logging.getLogger("httpx").info(
                 "HTTP Request: POST %s", f"https://api.telegram.org/bot{TOKEN}/getMe"
             )
