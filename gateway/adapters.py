@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from channels.base import LoopbackChannel, UnavailableChannel
+from channels.email.adapter import EmailChannel
 from channels.telegram import telegram_channel
 from channels.webchat.adapter import create as create_webchat
 from channels.whatsapp import create_adapter as whatsapp_adapter
@@ -52,6 +53,8 @@ class AdapterDeps:
     media: MediaStore
     public_url: str
     clock: Callable[[], datetime]
+    mail_domain: str = "switchboard.localhost"  # for Message-IDs of outgoing mail
+    smtp_url: str | None = None  # the gateway's default outbound relay
 
 
 AdapterFactory = Callable[[ChannelInfo, AdapterDeps], ChannelAdapter]
@@ -80,7 +83,11 @@ class AdapterRegistry:
         media: MediaStore,
         public_url: str,
         clock: Callable[[], datetime],
+        *,
+        mail_domain: str = "switchboard.localhost",
+        smtp_url: str | None = None,
     ) -> None:
+        self._mail_domain, self._smtp_url = mail_domain, smtp_url
         self._db = db
         self._factories = factories
         self._media = media
@@ -116,7 +123,14 @@ class AdapterRegistry:
         factory = self._factories.get(info.kind)
         if factory is None:
             return UnavailableChannel(info.kind, f"no adapter for {info.kind} channels is installed")
-        deps = AdapterDeps(DbStateStore(self._db, info.id), self._media, self._public_url, self._clock)
+        deps = AdapterDeps(
+            DbStateStore(self._db, info.id),
+            self._media,
+            self._public_url,
+            self._clock,
+            mail_domain=self._mail_domain,
+            smtp_url=self._smtp_url,
+        )
         return factory(info, deps)
 
     async def start_all(self) -> None:
@@ -141,7 +155,19 @@ def default_factories() -> dict[ChannelKind, AdapterFactory]:
     """Adapters by kind. Each channel package adds its factory here."""
     return {
         ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id),
+        ChannelKind.EMAIL: email_channel,
         ChannelKind.TELEGRAM: telegram_channel,
         ChannelKind.WEBCHAT: create_webchat,
         ChannelKind.WHATSAPP: whatsapp_adapter,
     }
+
+
+def email_channel(info: ChannelInfo, deps: AdapterDeps) -> ChannelAdapter:
+    return EmailChannel(
+        info,
+        state=deps.state,
+        media=deps.media,
+        mail_domain=deps.mail_domain,
+        default_relay=deps.smtp_url,
+        clock=deps.clock,
+    )

@@ -14,6 +14,7 @@ from bots.runner import BotRunner
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
 from gateway.mailer import SmtpMailer
+from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
@@ -50,6 +51,7 @@ class Container:
     bots: BotRunner
     queue_watcher: QueueWatcher
     mail: MailQueue
+    smtp: SmtpServer
     started: bool = field(default=False)
 
     async def start(self) -> None:
@@ -62,6 +64,7 @@ class Container:
         self.db.after_commit.append(self.mail.poke)
         await self.mail.start()
         await self.adapters.start_all()
+        await self.smtp.start()
         pending = await self.outbox.redispatch_pending()
         if pending:
             _LOGGER.info("re-dispatching %d queued messages left from before", pending)
@@ -74,6 +77,7 @@ class Container:
     async def stop(self) -> None:
         if not self.started:
             return
+        await self.smtp.stop()
         await self.queue_watcher.stop()
         await self.adapters.stop_all()
         await self.mail.stop()
@@ -99,6 +103,8 @@ def build(
         media,
         settings.effective_public_url(),
         clock,
+        mail_domain=settings.mail_domain,
+        smtp_url=settings.smtp_url,
     )
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
@@ -108,7 +114,8 @@ def build(
     outbox.policies.extend([ConsentPolicy(), WindowPolicy(), quota])
     outbox.failure_hooks.append(quota.release)
     pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
-    mail = MailQueue(db, SmtpMailer(settings.smtp_url) if settings.smtp_url else None, clock)
+    mailer = SmtpMailer(settings.smtp_url, mail_domain=settings.mail_domain) if settings.smtp_url else None
+    mail = MailQueue(db, mailer, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
     # A contact who blocked the bot is marked on the failed send and unmarked when they write again.
     outbox.failure_hooks.append(MarkBlocked(clock))
@@ -119,6 +126,23 @@ def build(
     routing = RoutingHook(outbox, assigner, bots=bots.launch, consent=consent_of)
     pipeline.hooks += [routing, bots.hook]
     queue_watcher = QueueWatcher(bus, assigner)
+    smtp = SmtpServer(
+        db,
+        adapters,
+        clock,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        hostname=settings.mail_domain,
+        mail_domain=settings.mail_domain,
+        max_bytes=settings.smtp_max_bytes,
+        security=SmtpSecurity(
+            tls_cert=settings.smtp_tls_cert,
+            tls_key=settings.smtp_tls_key,
+            require_tls=settings.smtp_require_tls,
+            auth_user=settings.smtp_auth_user,
+            auth_password=settings.smtp_auth_password,
+        ),
+    )
     return Container(
         settings=settings,
         clock=clock,
@@ -134,4 +158,5 @@ def build(
         bots=bots,
         queue_watcher=queue_watcher,
         mail=mail,
+        smtp=smtp,
     )

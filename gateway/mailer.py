@@ -1,54 +1,38 @@
-"""System mail through an SMTP relay (``SWITCHBOARD_SMTP_URL``): the ``inbox.mail.Mailer`` port.
+"""System mail (quota alerts, notifications) through the relay ``SWITCHBOARD_SMTP_URL``: the
+``inbox.mail.Mailer`` port, sent with the email channel's own sender so both share one SMTP client,
+one header-safety check and one error mapping.
 
-URL forms: ``smtp://host:port`` (STARTTLS if the server offers it), ``smtp+starttls://`` (required),
-``smtps://`` (implicit TLS); ``user:password@`` for AUTH; ``?from=alerts@example.com`` for the sender.
+URL forms: ``smtp://host:port`` (STARTTLS if offered), ``smtp+starttls://``, ``smtps://``;
+``user:password@`` for AUTH; ``?from=alerts@example.com`` for the sender address.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-from urllib.parse import parse_qs, unquote, urlsplit
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
-import aiosmtplib
+from channels.email.outbound import Relay, build_mail, new_message_id, send_email
 
 
 class SmtpMailer:
-    def __init__(self, url: str, *, sender: str | None = None, timeout: float = 30) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps", "smtp+starttls"):
-            raise ValueError(
-                f"SWITCHBOARD_SMTP_URL must be smtp://, smtps:// or smtp+starttls://, not {url!r}"
-            )
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or (465 if parts.scheme == "smtps" else 25)
-        self._tls = parts.scheme == "smtps"
-        self._starttls: bool | None = True if parts.scheme == "smtp+starttls" else None
-        self._user = unquote(parts.username) if parts.username else None
-        self._password = unquote(parts.password) if parts.password else None
-        query = parse_qs(parts.query)
-        self.sender = sender or (query.get("from") or [f"switchboard@{self._host}"])[0]
+    def __init__(self, url: str, *, mail_domain: str = "switchboard.local", timeout: float = 30) -> None:
+        self._relay = Relay.from_url(url)  # raises ValueError on a URL that is not SMTP
+        query = parse_qs(urlsplit(url).query)
+        self.sender = (query.get("from") or [f"switchboard@{mail_domain}"])[0]
+        self._domain = mail_domain
         self._timeout = timeout
 
     async def send(self, to: Sequence[str], subject: str, text: str) -> None:
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = ", ".join(to)
-        message["Subject"] = subject
-        message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = make_msgid(domain="switchboard.local")
-        message.set_content(text)
-        await aiosmtplib.send(
-            message,
-            sender=self.sender,
-            recipients=list(to),
-            hostname=self._host,
-            port=self._port,
-            username=self._user,
-            password=self._password,
-            use_tls=self._tls,
-            start_tls=self._starttls,
-            timeout=self._timeout,
-            local_hostname="switchboard.local",  # skip socket.getfqdn(), which can block the loop
+        message = build_mail(
+            from_address=self.sender,
+            from_name="Switchboard",
+            to=", ".join(to),
+            subject=subject,
+            text=text,
+            message_id=new_message_id(self._domain),
+            date=datetime.now(UTC),
         )
+        # System mail is automatic: auto-responders must not answer it (RFC 3834).
+        message["Auto-Submitted"] = "auto-generated"
+        await send_email(message, self._relay, timeout=self._timeout)

@@ -67,12 +67,14 @@ class InboundPipeline:
         media: MediaStore,
         hooks: Sequence[InboundHook] = (),
         reopen_within: timedelta = timedelta(days=7),
+        subject_within: timedelta = timedelta(days=3),
     ) -> None:
         self._db = db
         self._clock = clock
         self._media = media
         self.hooks: list[InboundHook] = list(hooks)
         self._reopen_within = reopen_within
+        self._subject_within = subject_within
 
     async def receive(self, inbound: InboundMessage) -> ReceiveResult:
         """Store one inbound message exactly once. A duplicate delivery changes nothing."""
@@ -157,13 +159,15 @@ class InboundPipeline:
             session.add(message)
             # The service window runs from the newest message the contact sent, never backwards.
             sent_at = inbound.received_at or now
-            if conversation.last_inbound_at is None or sent_at > conversation.last_inbound_at:
+            held = inbound.held is not None  # auto-replies, bounces, filtered mail: no window, no hooks
+            if not held and (conversation.last_inbound_at is None or sent_at > conversation.last_inbound_at):
                 conversation.last_inbound_at = sent_at
-            conversation.last_activity_at = now
+            if not held:
+                conversation.last_activity_at = now
             await session.flush()
 
             ctx = InboundContext(channel, contact, conversation, message, inbound, new, reopened, now)
-            for hook in self.hooks:
+            for hook in self.hooks if not held else ():
                 await hook(session, ctx)
             await session.flush()
 
@@ -210,7 +214,10 @@ class InboundPipeline:
         now: datetime,
     ) -> tuple[t.Conversation, bool, bool]:
         conversation: t.Conversation | None = None
-        if inbound.references:
+        thread_key = inbound.thread_key or address
+        if inbound.thread_key_signed:  # a verified reply token names the conversation outright
+            conversation = await self._by_thread_key(session, channel.id, thread_key)
+        if conversation is None and inbound.references:
             replied = list(
                 await session.scalars(
                     select(t.Message).where(
@@ -225,15 +232,13 @@ class InboundPipeline:
                 if ref in by_id:
                     conversation = await session.get(t.Conversation, by_id[ref].conversation_id)
                     break
-        thread_key = inbound.thread_key or address
         if conversation is None:
-            conversation = await session.scalar(
-                select(t.Conversation)
-                .where(t.Conversation.channel_id == channel.id, t.Conversation.thread_key == thread_key)
-                .order_by(t.Conversation.id.desc())
-                .limit(1)
-            )
+            conversation = await self._by_thread_key(session, channel.id, thread_key)
+        if conversation is None and inbound.subject:
+            conversation = await self._by_subject(session, channel.id, contact.id, inbound.subject, now)
         reopened = False
+        if conversation is not None and inbound.held is not None:
+            return conversation, False, False  # joins quietly: never reopens or wakes anything
         if conversation is not None and conversation.status == ConversationStatus.RESOLVED:
             resolved_at = conversation.resolved_at or conversation.last_activity_at
             if now - resolved_at <= self._reopen_within:
@@ -257,16 +262,50 @@ class InboundPipeline:
             contact_id=contact.id,
             thread_key=thread_key,
             recipient=inbound.reply_address or address,
-            status=ConversationStatus.OPEN,
+            status=ConversationStatus.OPEN if inbound.held is None else ConversationStatus.RESOLVED,
+            resolved_at=None if inbound.held is None else now,
             team_id=inbox.team_id if inbox else None,
             priority="none",
-            meta={},
+            meta={"subject": inbound.subject} if inbound.subject else {},
             last_activity_at=now,
             created_at=now,
         )
         session.add(conversation)
         await session.flush()
+        if inbound.held is not None:  # the filtered folder: a resolved conversation with the reason
+            session.add(t.ConversationLabel(conversation_id=conversation.id, label=inbound.held[:64]))
         return conversation, True, False
+
+    async def _by_thread_key(
+        self, session: AsyncSession, channel_id: int, thread_key: str
+    ) -> t.Conversation | None:
+        found: t.Conversation | None = await session.scalar(
+            select(t.Conversation)
+            .where(t.Conversation.channel_id == channel_id, t.Conversation.thread_key == thread_key)
+            .order_by(t.Conversation.id.desc())
+            .limit(1)
+        )
+        return found
+
+    async def _by_subject(
+        self, session: AsyncSession, channel_id: int, contact_id: int, subject: str, now: datetime
+    ) -> t.Conversation | None:
+        """Last resort: the contact's conversation with the same subject, active within the limit."""
+        recent = await session.scalars(
+            select(t.Conversation)
+            .where(
+                t.Conversation.channel_id == channel_id,
+                t.Conversation.contact_id == contact_id,
+                t.Conversation.last_activity_at >= now - self._subject_within,
+            )
+            .order_by(t.Conversation.last_activity_at.desc())
+            .limit(20)
+        )
+        wanted = subject.casefold()
+        for conversation in recent:
+            if str((conversation.meta or {}).get("subject", "")).casefold() == wanted:
+                return conversation
+        return None
 
 
 async def conversation_labels(session: AsyncSession, conversation_id: int) -> list[str]:

@@ -125,6 +125,15 @@ class InboundMessage(BaseModel):
     received_at: datetime | None = None
     content_type: str = "text"  # text, image, location, interactive, unsupported, ...
     raw: Mapping[str, Any] = Field(default_factory=dict)
+    # Email: the subject without reply prefixes. With no other match the pipeline joins the contact's
+    # recent conversation with the same subject (the last-resort threading rule).
+    subject: str | None = None
+    # ``thread_key`` came from a verified reply token: it is looked up before ``references``.
+    thread_key_signed: bool = False
+    # Why this message must not open a conversation, reopen one or run hooks (bots, routing, consent):
+    # auto_reply, bounce, bulk, filtered, spam. It joins a conversation it references, else it is kept
+    # in a resolved conversation labelled with the reason (the filtered folder).
+    held: str | None = None
     # The provider id of an earlier message this one edits (Telegram edited_message): the pipeline
     # rewrites that message's text and keeps the old text in its edit history.
     edit_of: str | None = None
@@ -162,6 +171,8 @@ class OutboundMessage(BaseModel):
     reply_to_provider_id: str | None = None
     thread_key: str | None = None
     subject: str | None = None
+    # Provider ids of the conversation's earlier messages, oldest first (email References).
+    references: tuple[str, ...] = ()
 
 
 class SendResult(BaseModel):

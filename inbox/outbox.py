@@ -243,9 +243,10 @@ class Outbox:
                 template=TemplateRef.model_validate(message.template) if message.template else None,
                 attachments=tuple(Attachment.model_validate(a) for a in message.attachments or []),
                 buttons=tuple((message.raw or {}).get("buttons") or ()),
-                subject=(message.raw or {}).get("subject"),
+                subject=(message.raw or {}).get("subject") or (conversation.meta or {}).get("subject"),
                 thread_key=conversation.thread_key,
                 reply_to_provider_id=await _last_inbound_provider_id(session, conversation.id),
+                references=await _thread_provider_ids(session, conversation.id, message.id),
             )
 
         try:
@@ -472,3 +473,20 @@ async def _last_inbound_provider_id(session: AsyncSession, conversation_id: int)
         .order_by(t.Message.id.desc())
         .limit(1)
     )
+
+
+async def _thread_provider_ids(
+    session: AsyncSession, conversation_id: int, before_id: int
+) -> tuple[str, ...]:
+    """Provider ids of the conversation's earlier messages, oldest first (email References)."""
+    ids = await session.scalars(
+        select(t.Message.provider_message_id)
+        .where(
+            t.Message.conversation_id == conversation_id,
+            t.Message.id < before_id,
+            t.Message.provider_message_id.is_not(None),
+        )
+        .order_by(t.Message.id.desc())
+        .limit(50)
+    )
+    return tuple(reversed([i for i in ids if i]))

@@ -160,7 +160,10 @@ async def start_gateway(
     settings: dict[str, Any] | None = None,
     customize: Callable[[Container], None] | None = None,
 ) -> Gateway:
-    cfg = Settings(data_dir=data_dir, database_url=database_url, http_port=0, **(settings or {}))
+    # Port 0 for SMTP too: tests never collide with each other or with a running `make run`.
+    cfg = Settings(
+        data_dir=data_dir, database_url=database_url, http_port=0, **{"smtp_port": 0, **(settings or {})}
+    )
     container = build(cfg, clock=clock or (lambda: datetime.now(UTC)))
     if customize is not None:
         customize(container)

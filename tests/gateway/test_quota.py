@@ -4,6 +4,7 @@ a real SMTP sink and the REST API."""
 from __future__ import annotations
 
 import asyncio
+import email.policy
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
@@ -30,9 +31,10 @@ def _mail(envelope) -> Message:
 
 
 def _body(envelope) -> str:
-    payload = _mail(envelope).get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode()
+    """The mail's plain-text part, as a mail client shows it."""
+    part = message_from_bytes(envelope.content, policy=email.policy.default).get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
 
 
 async def _metered(tmp_path: Path, clock: ManualClock, smtp_port: int | None = None, **kw):
