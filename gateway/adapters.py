@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from channels.base import LoopbackChannel, UnavailableChannel
+from gateway.leases import Exclusive, Leases, Poller
 from inbox import tables as t
 from inbox.db import Database
 from inbox.media import MediaStore
@@ -87,6 +88,9 @@ class AdapterRegistry:
         self._lock = asyncio.Lock()
         self._sink: InboundSink | None = None
         self._statuses: StatusSink | None = None
+        # Set in gateway processes: an adapter's ``poll_forever`` then runs under a cluster lease.
+        self.leases: Leases | None = None
+        self._pollers: dict[int, Exclusive] = {}
 
     def bind(self, sink: InboundSink, statuses: StatusSink) -> None:
         self._sink, self._statuses = sink, statuses
@@ -107,6 +111,10 @@ class AdapterRegistry:
             assert self._sink is not None and self._statuses is not None, "registry not bound"
             await adapter.start(self._sink, self._statuses)
             self._adapters[channel_id] = adapter
+            if self.leases is not None and isinstance(adapter, Poller):
+                self._pollers[channel_id] = self.leases.run_exclusive(
+                    f"poller:{channel_id}", adapter.poll_forever
+                )
             return adapter
 
     def _build(self, info: ChannelInfo) -> ChannelAdapter:
@@ -126,6 +134,9 @@ class AdapterRegistry:
                 _LOGGER.exception("channel %s failed to start", channel_id)
 
     async def stop_all(self) -> None:
+        for poller in self._pollers.values():
+            await poller.stop()
+        self._pollers.clear()
         for channel_id, adapter in list(self._adapters.items()):
             try:
                 await adapter.stop()

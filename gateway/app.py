@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy import text
 
-from gateway.api import admin, contacts, conversations
+from gateway.api import admin, contacts, conversations, jobs
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
 from gateway.api.spec import openapi_document, register
 from gateway.container import Container
+from gateway.metrics import CONTENT_TYPE
 from gateway.stream import stream
 from gateway.webhooks import add_routes as add_webhook_routes
 
@@ -25,7 +28,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     """Build the app. With ``manage_container`` the app starts and stops the container with itself."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=32 * 1024 * 1024)
     app[CONTAINER] = container
-    ops = register(app, [admin.api, conversations.api, contacts.api], API_PREFIX)
+    ops = register(app, [admin.api, conversations.api, contacts.api, jobs.api], API_PREFIX)
     app[OPENAPI] = openapi_document(ops, API_PREFIX)
     app.router.add_get(f"{API_PREFIX}/openapi.json", _openapi)
     app.router.add_get(f"{API_PREFIX}/stream", stream)
@@ -33,6 +36,8 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
     add_webhook_routes(app)
     if manage_container:
         app.cleanup_ctx.append(_lifecycle)
@@ -55,4 +60,45 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Liveness: the process answers. Says what it runs on, nothing secret."""
+    c = request.app[CONTAINER]
+    return web.json_response(
+        {
+            "status": "ok",
+            "database": "sqlite" if c.db.is_sqlite else "postgresql",
+            "jobs": "rq" if c.rq is not None else "in-process",
+            "events": "redis" if c.pokes is not None else "in-process",
+        }
+    )
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers, and Redis when configured. 503 naming what failed."""
+    c = request.app[CONTAINER]
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(3):
+            async with c.db.read() as session:
+                await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    if c.rq is not None:
+        rq = c.rq
+        try:
+            async with asyncio.timeout(3):
+                await asyncio.to_thread(rq.ping)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus text format (gateway/metrics.py says which figures are per process)."""
+    c = request.app[CONTAINER]
+    await c.metrics.refresh(c.db, c.rq)
+    return web.Response(body=c.metrics.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -9,9 +9,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
+from gateway.leases import Exclusive, Leases, LocalLeases, RedisLeases
+from gateway.metrics import Metrics
+from gateway.redis_bus import RedisPokes
+from gateway.rq_jobs import RqJobs
+from gateway.sweeper import sweep_forever
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -31,30 +37,64 @@ class Container:
     db: Database
     media: MediaStore
     bus: EventBus
-    jobs: InProcessJobs
+    jobs: InProcessJobs | RqJobs
     adapters: AdapterRegistry
     pipeline: InboundPipeline
     outbox: Outbox
+    leases: Leases
+    metrics: Metrics
+    # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
+    role: Literal["gateway", "worker"] = "gateway"
+    pokes: RedisPokes | None = None
     started: bool = field(default=False)
+    _exclusives: list[Exclusive] = field(default_factory=list)
+
+    @property
+    def rq(self) -> RqJobs | None:
+        """The RQ queue when scaled out, else None."""
+        return self.jobs if isinstance(self.jobs, RqJobs) else None
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db.connect()
         await migrate(self.db)
-        await self.bus.start()
+        if self.role == "gateway":
+            await self.bus.start()
         self.db.after_commit.append(self.bus.poke_local_and_remote)
+        if self.pokes is not None:
+            await self.pokes.start()
         await self.jobs.start()
-        await self.adapters.start_all()
-        pending = await self.outbox.redispatch_pending()
-        if pending:
-            _LOGGER.info("re-dispatching %d queued messages left from before", pending)
+        if self.role == "gateway":
+            self.adapters.leases = self.leases  # pollers run once across the cluster
+            await self.adapters.start_all()
+        if self.rq is None:
+            pending = await self.outbox.redispatch_pending()
+            if pending:
+                _LOGGER.info("re-dispatching %d queued messages left from before", pending)
+        elif self.role == "worker":
+            # Scaled out, no single process owns "start-up": one worker sweeps for lost sends instead.
+            grace = timedelta(seconds=self.settings.sweep_grace_seconds)
+            self._exclusives.append(
+                self.leases.run_exclusive(
+                    "sweeper",
+                    lambda: sweep_forever(
+                        self.db, self.jobs, self.clock, grace, self.settings.sweep_interval_seconds
+                    ),
+                )
+            )
         self.started = True
 
     async def stop(self) -> None:
         if not self.started:
             return
+        for exclusive in self._exclusives:
+            await exclusive.stop()
+        self._exclusives.clear()
         await self.adapters.stop_all()
         await self.jobs.stop()
+        if self.pokes is not None:
+            await self.pokes.stop()
+        await self.leases.close()
         await self.bus.stop()
         await self.db.close()
         self.started = False
@@ -65,11 +105,25 @@ def build(
     *,
     clock: Clock = utcnow,
     factories: dict[ChannelKind, AdapterFactory] | None = None,
+    role: Literal["gateway", "worker"] = "gateway",
 ) -> Container:
     db = Database(settings.database_url or sqlite_url(settings.data_dir.resolve()))
     media = MediaStore(settings.data_dir.resolve() / "media")
     bus = EventBus(db)
-    jobs = InProcessJobs(concurrency=settings.job_concurrency)
+    jobs: InProcessJobs | RqJobs
+    leases: Leases
+    pokes: RedisPokes | None = None
+    if settings.redis_url:
+        jobs = RqJobs(
+            settings.redis_url,
+            retry_intervals=settings.job_retry_intervals,
+            job_timeout=settings.job_timeout_seconds,
+        )
+        leases = RedisLeases(settings.redis_url, ttl=settings.poller_lease_seconds)
+        pokes = RedisPokes(settings.redis_url, bus, listen=role == "gateway")
+    else:
+        jobs = InProcessJobs(concurrency=settings.job_concurrency)
+        leases = LocalLeases()
     adapters = AdapterRegistry(
         db,
         factories if factories is not None else default_factories(),
@@ -78,6 +132,8 @@ def build(
         clock,
     )
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
-    outbox = Outbox(db, jobs, adapters.get, clock)
+    outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
     adapters.bind(pipeline.receive, outbox.apply_status)
-    return Container(settings, clock, db, media, bus, jobs, adapters, pipeline, outbox)
+    return Container(
+        settings, clock, db, media, bus, jobs, adapters, pipeline, outbox, leases, Metrics(), role, pokes
+    )
