@@ -147,4 +147,4 @@ class AdapterRegistry:
 
 def default_factories() -> dict[ChannelKind, AdapterFactory]:
     """Adapters by kind. Each channel package adds its factory here."""
-    return {ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id)}
+    return {ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id, info.config)}
