@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import pytest_asyncio
 from aiohttp import web
 from redis import Redis
 from rq import Worker
+from rq.worker import BaseWorker
 
 from tests.harness import StreamClient
 from tests.services import free_port
@@ -164,7 +165,7 @@ class Cluster:
             assert resp.status == 200, await resp.text()
             return int((await resp.json())["conversation_id"])
 
-    def workers(self) -> list[Worker]:
+    def workers(self) -> list[BaseWorker]:
         with Redis.from_url(self.redis_url) as redis:
             return list(Worker.all(connection=redis))
 
@@ -251,9 +252,7 @@ async def test_two_gateways_two_workers_lose_nothing(cluster: Cluster, provider:
         for i in range(3)
     ]
     for i in range(3):
-        await stream_a.next(
-            lambda e, i=i: e["type"] == "message.created" and e["data"]["message"]["text"] == f"before {i}"
-        )
+        await stream_a.next(_created(f"before {i}"))
     seen_on_a = [e["id"] for e in stream_a.received]
     a.kill()
     await a.process.wait()
@@ -291,6 +290,10 @@ async def test_two_gateways_two_workers_lose_nothing(cluster: Cluster, provider:
     assert 'switchboard_queue_jobs{state="queued"}' in metrics
     for client in (stream_b, stream_a, resumed, replay):
         await client.close()
+
+
+def _created(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["type"] == "message.created" and e["data"]["message"]["text"] == text
 
 
 def _value(metrics: str, series: str) -> float:

@@ -5,6 +5,7 @@ an admin sees it and puts it back through the API. Real redis-server; the worker
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rq import SimpleWorker
@@ -34,7 +35,7 @@ def flaky() -> Flaky:
 
 
 async def test_failed_job_is_listed_and_requeued_by_an_admin(tmp_path: Path, redis_db: str, flaky: Flaky):
-    knobs = {"redis_url": redis_db, "job_retry_intervals": [0, 0]}  # two immediate retries
+    knobs: dict[str, Any] = {"redis_url": redis_db, "job_retry_intervals": [0, 0]}  # 2 quick retries
     gw = await start_gateway(tmp_path, settings=knobs)
     gw.container.jobs.register("test.flaky", flaky)
     worker_container = build(Settings(data_dir=tmp_path, **knobs), role="worker")
