@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -100,5 +101,10 @@ async def _readyz(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     """Prometheus text format (gateway/metrics.py says which figures are per process)."""
     c = request.app[CONTAINER]
+    expected = c.settings.metrics_token
+    if expected:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.Response(status=401, text="metrics need the bearer token\n")
     await c.metrics.refresh(c.db, c.rq)
     return web.Response(body=c.metrics.render(), headers={"Content-Type": CONTENT_TYPE})

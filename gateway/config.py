@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(default=300, ge=1)
     poller_lease_seconds: float = Field(default=15.0, gt=0)  # a dead poller's channel moves after this
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus for a worker
+    metrics_token: str | None = None  # set: GET /metrics needs "Authorization: Bearer <token>"
 
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

@@ -13,6 +13,7 @@ from rq import SimpleWorker
 from gateway.config import Settings
 from gateway.container import build
 from gateway.worker import WorkerRuntime, install
+from inbox.model import PermanentChannelError, Reason
 from tests.harness import start_gateway
 
 
@@ -108,5 +109,37 @@ async def test_readyz_names_redis_when_it_is_down(tmp_path: Path):
         assert body["status"] == "unavailable"
         assert body["checks"]["database"] == "ok"
         assert body["checks"]["redis"].startswith("error: ")
+    finally:
+        await gw.close()
+
+
+async def test_metrics_need_the_token_when_one_is_set_and_count_streams(tmp_path: Path):
+    gw = await start_gateway(tmp_path, settings={"metrics_token": "scrape-me"})
+    try:
+        async with gw.http.get(f"{gw.base_url}/metrics") as resp:
+            assert resp.status == 401
+        async with gw.http.get(f"{gw.base_url}/metrics", headers={"Authorization": "Bearer nope"}) as resp:
+            assert resp.status == 401
+
+        stream = await gw.stream()
+        await stream.ready()
+        loop = await gw.loopback()
+        loop.failures.append(PermanentChannelError(Reason.INVALID_RECIPIENT, "no such number"))
+        status, message = await gw.api("POST", "/conversations/1/messages", json_body={"text": "Hello?"})
+        assert status == 201
+        failed = await stream.next(lambda e: e["type"] == "message.updated")
+        assert failed["data"]["message"]["status"] == "failed"
+        async with gw.http.get(
+            f"{gw.base_url}/metrics", headers={"Authorization": "Bearer scrape-me"}
+        ) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            text = await resp.text()
+        # The demo seeds one inbound message; the embedded mode has no RQ queue to report.
+        assert 'switchboard_messages{channel="loopback",direction="in",status="received"} 1.0' in text
+        assert 'switchboard_messages{channel="loopback",direction="out",status="failed"} 1.0' in text
+        assert 'switchboard_send_refusals{channel="loopback",reason="invalid_recipient"} 1.0' in text
+        assert "switchboard_websocket_clients 1.0" in text
+        assert "switchboard_queue_jobs" not in text
     finally:
         await gw.close()
