@@ -12,6 +12,7 @@ lists it and can requeue it (``/api/v1/admin/jobs/failed``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import secrets
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
@@ -27,6 +29,8 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.results import Result
 
 from inbox.jobs import JobHandler
+
+_LOGGER = logging.getLogger(__name__)
 
 QUEUE_NAME = "switchboard"
 RUN_JOB = "gateway.worker.run_job"  # by name: RQ imports it in the worker process
@@ -78,7 +82,12 @@ class RqJobs:
         if name not in self._handlers:
             raise KeyError(f"no job handler named {name!r}")
         # redis-py here is the blocking client RQ needs; keep the event loop free while it talks.
-        await asyncio.to_thread(self.enqueue_sync, name, arg, delay)
+        try:
+            await asyncio.to_thread(self.enqueue_sync, name, arg, delay)
+        except RedisError as exc:
+            # The work is already durable in the database (JobQueue's contract): failing the caller
+            # now would report a stored message as not stored. The sweeper enqueues it again.
+            _LOGGER.error("could not enqueue %s(%s): %s; it will be picked up later", name, arg, exc)
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -109,6 +109,9 @@ async def test_readyz_names_redis_when_it_is_down(tmp_path: Path):
         assert body["status"] == "unavailable"
         assert body["checks"]["database"] == "ok"
         assert body["checks"]["redis"].startswith("error: ")
+        # A reply is still stored (the sweeper sends it once Redis is back), not reported as an error.
+        status, message = await gw.api("POST", "/conversations/1/messages", json_body={"text": "Still here"})
+        assert status == 201 and message["status"] == "queued"
     finally:
         await gw.close()
 
