@@ -146,3 +146,17 @@ async def test_metrics_need_the_token_when_one_is_set_and_count_streams(tmp_path
         assert "switchboard_queue_jobs" not in text
     finally:
         await gw.close()
+
+
+def test_worker_refuses_to_start_without_redis(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SWITCHBOARD_REDIS_URL"}
+    env["SWITCHBOARD_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "needs SWITCHBOARD_REDIS_URL" in result.stderr
