@@ -135,5 +135,17 @@ def build(
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
     adapters.bind(pipeline.receive, outbox.apply_status)
     return Container(
-        settings, clock, db, media, bus, jobs, adapters, pipeline, outbox, leases, Metrics(), role, pokes
+        settings,
+        clock,
+        db,
+        media,
+        bus,
+        jobs,
+        adapters,
+        pipeline,
+        outbox,
+        leases=leases,
+        metrics=Metrics(),
+        role=role,
+        pokes=pokes,
     )
