@@ -16,6 +16,7 @@ from channels.email.adapter import EmailChannel
 from channels.telegram import telegram_channel
 from channels.webchat.adapter import create as create_webchat
 from channels.whatsapp import create_adapter as whatsapp_adapter
+from gateway.leases import Exclusive, Leases, Poller
 from inbox import tables as t
 from inbox.db import Database
 from inbox.media import MediaStore
@@ -97,6 +98,9 @@ class AdapterRegistry:
         self._lock = asyncio.Lock()
         self._sink: InboundSink | None = None
         self._statuses: StatusSink | None = None
+        # Set in gateway processes: an adapter's ``poll_forever`` then runs under a cluster lease.
+        self.leases: Leases | None = None
+        self._pollers: dict[int, Exclusive] = {}
 
     def bind(self, sink: InboundSink, statuses: StatusSink) -> None:
         self._sink, self._statuses = sink, statuses
@@ -117,6 +121,10 @@ class AdapterRegistry:
             assert self._sink is not None and self._statuses is not None, "registry not bound"
             await adapter.start(self._sink, self._statuses)
             self._adapters[channel_id] = adapter
+            if self.leases is not None and isinstance(adapter, Poller):
+                self._pollers[channel_id] = self.leases.run_exclusive(
+                    f"poller:{channel_id}", adapter.poll_forever
+                )
             return adapter
 
     def _build(self, info: ChannelInfo) -> ChannelAdapter:
@@ -143,6 +151,9 @@ class AdapterRegistry:
                 _LOGGER.exception("channel %s failed to start", channel_id)
 
     async def stop_all(self) -> None:
+        for poller in self._pollers.values():
+            await poller.stop()
+        self._pollers.clear()
         for channel_id, adapter in list(self._adapters.items()):
             try:
                 await adapter.stop()
@@ -154,7 +165,7 @@ class AdapterRegistry:
 def default_factories() -> dict[ChannelKind, AdapterFactory]:
     """Adapters by kind. Each channel package adds its factory here."""
     return {
-        ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id),
+        ChannelKind.LOOPBACK: lambda info, deps: LoopbackChannel(info.id, info.config),
         ChannelKind.EMAIL: email_channel,
         ChannelKind.TELEGRAM: telegram_channel,
         ChannelKind.WEBCHAT: create_webchat,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy import text
 
-from gateway.api import admin, bots, contacts, conversations, policies, routing, web_session, worklist
+from gateway.api import admin, bots, contacts, conversations, jobs, policies, routing, web_session, worklist
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
 from gateway.api.spec import openapi_document, register
 from gateway.container import Container
+from gateway.metrics import CONTENT_TYPE
 from gateway.simulator import mount_simulator
 from gateway.stream import stream
 from gateway.webchat import agent_api as webchat_api
@@ -40,6 +44,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             web_session.api,
             worklist.api,
             policies.api,
+            jobs.api,
         ],
         API_PREFIX,
     )
@@ -52,6 +57,8 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
     add_webhook_routes(app)
     add_webchat_routes(app)
     if container.settings.simulator:
@@ -90,4 +97,50 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Liveness: the process answers. Says what it runs on, nothing secret."""
+    c = request.app[CONTAINER]
+    return web.json_response(
+        {
+            "status": "ok",
+            "database": "sqlite" if c.db.is_sqlite else "postgresql",
+            "jobs": "rq" if c.rq is not None else "in-process",
+            "events": "redis" if c.pokes is not None else "in-process",
+        }
+    )
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers, and Redis when configured. 503 naming what failed."""
+    c = request.app[CONTAINER]
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(3):
+            async with c.db.read() as session:
+                await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    if c.rq is not None:
+        rq = c.rq
+        try:
+            async with asyncio.timeout(3):
+                await asyncio.to_thread(rq.ping)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus text format (gateway/metrics.py says which figures are per process)."""
+    c = request.app[CONTAINER]
+    expected = c.settings.metrics_token
+    if expected:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.Response(status=401, text="metrics need the bearer token\n")
+    await c.metrics.refresh(c.db, c.rq)
+    return web.Response(body=c.metrics.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: serve, migrate, user create, bot load."""
+"""The ``switchboard`` command: serve, worker, migrate, user create, bot load, simulator."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from gateway.app import make_app
 from gateway.config import Settings
 from gateway.container import build
 from gateway.demo import ADMIN_EMAIL, DEMO_PASSWORD, seed_demo
+from gateway.worker import run_worker
 from inbox import tables as t
 from inbox.identities import InvalidAddress, normalize_email
 from inbox.model import Role
@@ -32,7 +33,7 @@ _LOGGER = logging.getLogger("switchboard")
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("http_host", "http_port", "smtp_host", "smtp_port", "data_dir", "database_url"):
+    for name in ("http_host", "http_port", "smtp_host", "smtp_port", "data_dir", "database_url", "redis_url"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -166,6 +167,7 @@ def parser() -> argparse.ArgumentParser:
     def storage(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--data-dir", dest="data_dir", help="SQLite file and media (SWITCHBOARD_DATA_DIR)")
         sp.add_argument("--database-url", dest="database_url", help="SWITCHBOARD_DATABASE_URL")
+        sp.add_argument("--redis-url", dest="redis_url", help="SWITCHBOARD_REDIS_URL (scale-out)")
 
     serve = sub.add_parser("serve", help="run the gateway (HTTP and SMTP)")
     serve.add_argument("--demo", action="store_true", help="seed a demo account and print its admin token")
@@ -174,6 +176,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--smtp-host", dest="smtp_host", help="SWITCHBOARD_SMTP_HOST")
     serve.add_argument("--smtp-port", dest="smtp_port", type=int, help="SWITCHBOARD_SMTP_PORT (default 2525)")
     storage(serve)
+
+    worker = sub.add_parser("worker", help="run an RQ worker for the jobs (needs SWITCHBOARD_REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    storage(worker)
 
     mig = sub.add_parser("migrate", help="create or upgrade the database schema")
     storage(mig)
@@ -204,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "serve":
         return asyncio.run(_serve(args))
+    if args.command == "worker":
+        settings = _settings(args)
+        if not settings.redis_url:
+            print("error: switchboard worker needs SWITCHBOARD_REDIS_URL (or --redis-url)", file=sys.stderr)
+            return 2
+        return run_worker(settings, burst=args.burst)
     if args.command == "migrate":
         return asyncio.run(_migrate(args))
     if args.command in ("simulator", "simulate"):

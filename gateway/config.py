@@ -31,6 +31,15 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=16, ge=1, le=1024)
     reopen_days: float = Field(default=7.0, ge=0)
     log_level: str = "INFO"
+    # Scale-out (used when redis_url is set; see docs/deploy.md).
+    dispatch_lease_seconds: float = Field(default=120.0, gt=0)  # a claimed send is retried after this
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)  # how often lost sends are looked for
+    sweep_grace_seconds: float = Field(default=60.0, ge=0)  # a queued send this overdue counts as lost
+    job_retry_intervals: list[float] = Field(default_factory=lambda: [10.0, 60.0, 300.0])
+    job_timeout_seconds: int = Field(default=300, ge=1)
+    poller_lease_seconds: float = Field(default=15.0, gt=0)  # a dead poller's channel moves after this
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus for a worker
+    metrics_token: str | None = None  # set: GET /metrics needs "Authorization: Bearer <token>"
 
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

@@ -9,12 +9,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 from bots.runner import BotRunner
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
+from gateway.leases import Exclusive, Leases, LocalLeases, RedisLeases
 from gateway.mailer import SmtpMailer
+from gateway.metrics import Metrics
+from gateway.redis_bus import RedisPokes
+from gateway.rq_jobs import RqJobs
 from gateway.smtp import SmtpSecurity, SmtpServer
+from gateway.sweeper import sweep_forever
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
@@ -42,7 +48,7 @@ class Container:
     db: Database
     media: MediaStore
     bus: EventBus
-    jobs: InProcessJobs
+    jobs: InProcessJobs | RqJobs
     adapters: AdapterRegistry
     pipeline: InboundPipeline
     outbox: Outbox
@@ -52,36 +58,72 @@ class Container:
     queue_watcher: QueueWatcher
     mail: MailQueue
     smtp: SmtpServer
+    leases: Leases
+    metrics: Metrics
+    # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
+    role: Literal["gateway", "worker"] = "gateway"
+    pokes: RedisPokes | None = None
     started: bool = field(default=False)
+    _exclusives: list[Exclusive] = field(default_factory=list)
+
+    @property
+    def rq(self) -> RqJobs | None:
+        """The RQ queue when scaled out, else None."""
+        return self.jobs if isinstance(self.jobs, RqJobs) else None
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db.connect()
         await migrate(self.db)
-        await self.bus.start()
+        if self.role == "gateway":
+            await self.bus.start()
         self.db.after_commit.append(self.bus.poke_local_and_remote)
+        if self.pokes is not None:
+            await self.pokes.start()
         await self.jobs.start()
         self.db.after_commit.append(self.mail.poke)
         await self.mail.start()
-        await self.adapters.start_all()
-        await self.smtp.start()
-        pending = await self.outbox.redispatch_pending()
-        if pending:
-            _LOGGER.info("re-dispatching %d queued messages left from before", pending)
-        await self.queue_watcher.start()
-        runs = await self.bots.resume()
-        if runs:
-            _LOGGER.info("resuming %d bot runs", runs)
+        if self.role == "gateway":
+            self.adapters.leases = self.leases  # pollers run once across the cluster
+            await self.adapters.start_all()
+            await self.smtp.start()
+            await self.queue_watcher.start()
+        if self.rq is None:
+            pending = await self.outbox.redispatch_pending()
+            if pending:
+                _LOGGER.info("re-dispatching %d queued messages left from before", pending)
+        elif self.role == "worker":
+            # Scaled out, no single process owns "start-up": one worker sweeps for lost sends instead.
+            grace = timedelta(seconds=self.settings.sweep_grace_seconds)
+            self._exclusives.append(
+                self.leases.run_exclusive(
+                    "sweeper",
+                    lambda: sweep_forever(
+                        self.db, self.jobs, self.clock, grace, self.settings.sweep_interval_seconds
+                    ),
+                )
+            )
+        if self.role == "gateway":
+            runs = await self.bots.resume()
+            if runs:
+                _LOGGER.info("resuming %d bot runs", runs)
         self.started = True
 
     async def stop(self) -> None:
         if not self.started:
             return
-        await self.smtp.stop()
-        await self.queue_watcher.stop()
+        for exclusive in self._exclusives:
+            await exclusive.stop()
+        self._exclusives.clear()
+        if self.role == "gateway":
+            await self.smtp.stop()
+            await self.queue_watcher.stop()
         await self.adapters.stop_all()
         await self.mail.stop()
         await self.jobs.stop()
+        if self.pokes is not None:
+            await self.pokes.stop()
+        await self.leases.close()
         await self.bus.stop()
         await self.db.close()
         self.started = False
@@ -92,11 +134,25 @@ def build(
     *,
     clock: Clock = utcnow,
     factories: dict[ChannelKind, AdapterFactory] | None = None,
+    role: Literal["gateway", "worker"] = "gateway",
 ) -> Container:
     db = Database(settings.database_url or sqlite_url(settings.data_dir.resolve()))
     media = MediaStore(settings.data_dir.resolve() / "media")
     bus = EventBus(db)
-    jobs = InProcessJobs(concurrency=settings.job_concurrency)
+    jobs: InProcessJobs | RqJobs
+    leases: Leases
+    pokes: RedisPokes | None = None
+    if settings.redis_url:
+        jobs = RqJobs(
+            settings.redis_url,
+            retry_intervals=settings.job_retry_intervals,
+            job_timeout=settings.job_timeout_seconds,
+        )
+        leases = RedisLeases(settings.redis_url, ttl=settings.poller_lease_seconds)
+        pokes = RedisPokes(settings.redis_url, bus, listen=role == "gateway")
+    else:
+        jobs = InProcessJobs(concurrency=settings.job_concurrency)
+        leases = LocalLeases()
     adapters = AdapterRegistry(
         db,
         factories if factories is not None else default_factories(),
@@ -108,7 +164,7 @@ def build(
     )
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
-    outbox = Outbox(db, jobs, adapters.get, clock)
+    outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
     # DESIGN.md §3: consent, then the service window, then the quota (which counts, so it runs last).
     quota = Quota(settings.effective_public_url())
     outbox.policies.extend([ConsentPolicy(), WindowPolicy(), quota])
@@ -159,4 +215,8 @@ def build(
         queue_watcher=queue_watcher,
         mail=mail,
         smtp=smtp,
+        leases=leases,
+        metrics=Metrics(),
+        role=role,
+        pokes=pokes,
     )

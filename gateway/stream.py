@@ -93,6 +93,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             last = event.id
 
     sender = asyncio.create_task(pump())
+    c.metrics.websocket_clients.inc()
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT and message.data == "ping":
@@ -102,6 +103,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if sender.done():
                 break
     finally:
+        c.metrics.websocket_clients.dec()
         c.bus.unsubscribe(subscription)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):

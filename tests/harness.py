@@ -176,3 +176,11 @@ async def start_gateway(
     return Gateway(
         container, runner, f"http://127.0.0.1:{port}", aiohttp.ClientSession(), token, container.clock
     )
+
+
+async def jobs_done(gw: Gateway) -> None:
+    """Wait until the embedded job queue has nothing queued, delayed or running."""
+    from inbox.jobs import InProcessJobs
+
+    assert isinstance(gw.container.jobs, InProcessJobs)
+    await gw.container.jobs.join()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from inbox import tables as t
 from inbox.model import Reason
 from inbox.outbox import Refusal, SendContext
-from tests.harness import start_gateway
+from tests.harness import jobs_done, start_gateway
 from tests.routing.support import channel_of_kind, conversation, create, online_agent, texts
 
 INTAKE = """
@@ -214,7 +214,7 @@ async def test_a_refused_bot_reply_is_recorded_on_the_run(tmp_path: Path):
         bot = await _bot_for_kind(gw, "loopback")
         loop = await gw.loopback()
         got = await loop.customer_writes("+15550700001", "hi")
-        await gw.container.jobs.join()
+        await jobs_done(gw)
         assert loop.sent.empty()  # nothing reached the channel
         status, page = await gw.api("GET", f"/conversations/{got.conversation_id}/messages")
         refused = [m for m in page["items"] if m["origin"] == "bot"]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from routing.hours import BusinessHours
-from tests.harness import start_gateway
+from tests.harness import jobs_done, start_gateway
 from tests.routing.support import conversation, create
 
 HOURS = {
@@ -50,7 +50,7 @@ async def test_out_of_hours_reply_and_rules_follow_the_inbox_clock(tmp_path: Pat
         # Tuesday 10 March 2026, 12:00 UTC = 13:00 in Berlin: open, no reply, no label.
         assert hours["open_now"] is True
         day = await loop.customer_writes("+15550500001", "hello")
-        await gw.container.jobs.join()
+        await jobs_done(gw)
         assert loop.sent.empty()
         assert (await conversation(gw, day.conversation_id))["labels"] == []
 
@@ -64,7 +64,7 @@ async def test_out_of_hours_reply_and_rules_follow_the_inbox_clock(tmp_path: Pat
         assert (await conversation(gw, night.conversation_id))["labels"] == ["after-hours"]
         clock.advance(hours=2)
         await loop.customer_writes("+15550500002", "hello??")
-        await gw.container.jobs.join()
+        await jobs_done(gw)
         assert loop.sent.empty()
 
         # Friday 13 March is a holiday at noon; the next out-of-hours message, 12 h later, is answered again.
