@@ -6,6 +6,7 @@ import secrets
 
 from sqlalchemy import select
 
+from channels.whatsapp.simulator.model import DEFAULT_TEMPLATES
 from gateway.api.admin import create_user_in, issue_token
 from gateway.container import Container
 from inbox import tables as t
@@ -86,6 +87,23 @@ async def seed_demo(c: Container) -> str:
             channels.append(channel)
         await session.flush()
         loopback_id = channels[0].id
+        # The simulator's approved templates, registered with the gateway as an admin would after
+        # approving them at Meta, so the demo can send outside the service window.
+        whatsapp = next(ch for ch in channels if ch.kind == ChannelKind.WHATSAPP)
+        session.add_all(
+            t.MessageTemplate(
+                account_id=account.id,
+                channel_id=whatsapp.id,
+                name=template.name,
+                language=template.language,
+                category=template.category.lower(),
+                body=template.body,
+                status=template.status.lower(),
+                created_at=now,
+                updated_at=now,
+            )
+            for template in DEFAULT_TEMPLATES
+        )
     # A first conversation, through the real inbound pipeline.
     await c.adapters.get(loopback_id)
     await c.pipeline.receive(

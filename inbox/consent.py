@@ -212,7 +212,9 @@ class KeywordHook:
         self._outbox = outbox
 
     async def __call__(self, session: AsyncSession, ctx: InboundContext) -> None:
-        if not consent_enabled(ctx.channel):
+        # Only words the contact typed count: a tapped button titled "Yes" answers a question, it is not
+        # an opt-in (WhatsApp's own "Stop promotions" template button is WhatsApp's to handle).
+        if not consent_enabled(ctx.channel) or ctx.inbound.content_type != "text":
             return
         config = ctx.channel.config or {}
         keyword = match_keyword(ctx.inbound.text, config)

@@ -82,3 +82,36 @@ def test_normalizer_is_idempotent_trimmed_and_accent_free(text: str):
     assert not any(unicodedata.combining(c) for c in unicodedata.normalize("NFD", once))
     if text.isascii():
         assert normalize_keyword(text.upper()) == normalize_keyword(text.lower()) == text.strip().lower()
+
+
+async def test_a_tapped_button_titled_yes_is_not_an_opt_in(tmp_path):
+    """Keywords are words the contact typed; a button answering a question is not consent."""
+    from inbox import tables as t
+    from inbox.model import InboundMessage
+    from tests.harness import start_gateway
+
+    gw = await start_gateway(tmp_path)
+    try:
+        async with gw.container.db.write() as session:
+            row = await session.get(t.Channel, 1)
+            row.config = {**row.config, "consent": True}
+
+        async def consent_after(provider_id: str, sender: str, content_type: str) -> str:
+            received = await gw.container.pipeline.receive(
+                InboundMessage(
+                    channel_id=1,
+                    provider_message_id=provider_id,
+                    sender=sender,
+                    text="Yes",
+                    content_type=content_type,
+                )
+            )
+            _, conversation = await gw.api("GET", f"/conversations/{received.conversation_id}")
+            status, body = await gw.api("GET", f"/contacts/{conversation['contact_id']}/consent")
+            assert status == 200
+            return {c["channel_id"]: c["state"] for c in body["channels"]}.get(1, "unknown")
+
+        assert await consent_after("tap-1", "+15557770000", "interactive") == "unknown"
+        assert await consent_after("typed-1", "+15557770001", "text") == "opted_in"
+    finally:
+        await gw.close()

@@ -76,11 +76,13 @@ async def test_button_taps_and_an_image_from_the_page(world, page: Page):
     await world.gw.container.outbox.submit(
         Draft(conversation_id, text="Did it arrive?", buttons=("Yes", "No"))
     )
-    await world.gw.api(
+    # The demo registered the simulator's approved templates with the gateway.
+    status, sale = await world.gw.api(
         "POST",
         f"/conversations/{conversation_id}/messages",
         json_body={"template": {"name": "spring_sale", "language": "en_US", "params": ["20%"]}},
     )
+    assert status == 201 and sale["status"] == "queued", sale
     await page.goto(f"{world.public_url}/simulator/#5511987650200")
     await page.get_by_role("button", name="Yes").click()
     tap = await stream.next(
