@@ -35,7 +35,7 @@ def gateway(tmp_path: Path, redis_db: str, where: str, polling: dict[str, asynci
     def factory(info: ChannelInfo, deps: AdapterDeps) -> PollingLoopback:
         return PollingLoopback(info.id, where, polling)
 
-    settings = Settings(data_dir=tmp_path, redis_url=redis_db, poller_lease_seconds=0.6)
+    settings = Settings(data_dir=tmp_path, redis_url=redis_db, poller_lease_seconds=0.6, smtp_port=0)
     return build(settings, factories={ChannelKind.LOOPBACK: factory})
 
 
