@@ -121,7 +121,9 @@ class AdapterRegistry:
             assert self._sink is not None and self._statuses is not None, "registry not bound"
             await adapter.start(self._sink, self._statuses)
             self._adapters[channel_id] = adapter
-            if self.leases is not None and isinstance(adapter, Poller):
+            # An adapter whose channel has nothing to poll (a webhook bot, mail by SMTP only) says so
+            # with ``polling = False`` and holds no lease.
+            if self.leases is not None and isinstance(adapter, Poller) and getattr(adapter, "polling", True):
                 self._pollers[channel_id] = self.leases.run_exclusive(
                     f"poller:{channel_id}", adapter.poll_forever
                 )

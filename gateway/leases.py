@@ -12,7 +12,9 @@ to let go. Embedded (no Redis) there is one process, so the lease is always gran
 How a polling adapter uses it: do not start the poll loop in ``start()``; implement
 ``async def poll_forever(self) -> None`` (runs until cancelled, reconnecting on errors) instead. The
 adapter registry (gateway/adapters.py) runs it under the lease ``poller:<channel id>`` in whichever
-gateway process holds it, and cancels it on ``stop()``.
+gateway process holds it, and cancels it on ``stop()``. An adapter that only sometimes polls (Telegram
+in webhook mode, email without IMAP) sets ``polling = False`` then, and no lease is taken for it.
+Worker processes never run pollers.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import re
@@ -90,7 +89,6 @@ class EmailChannel:
         self._statuses: StatusSink | None = None
         self._tokens: ReplyTokens | None = None
         self.poller: ImapPoller | None = None
-        self._poll_task: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -111,14 +109,20 @@ class EmailChannel:
             if self.config.imap_password:
                 imap = imap.model_copy(update={"password": self.config.imap_password})
             self.poller = ImapPoller(imap, self._state, self.ingest, label=f"email channel {self.channel_id}")
-            self._poll_task = asyncio.create_task(self.poller.run(), name=f"imap-{self.channel_id}")
+        # The poller's loop is ``poll_forever``: the gateway runs it in one process of the cluster.
+
+    @property
+    def polling(self) -> bool:
+        """Whether this channel has a poll loop to run (an IMAP mailbox)."""
+        return self.config.imap is not None
+
+    async def poll_forever(self) -> None:
+        """Fetch from the IMAP mailbox until cancelled (the gateway runs this under the cluster lease
+        ``poller:<channel id>``, so one process fetches at a time). Runs only after ``start``."""
+        if self.poller is not None:
+            await self.poller.run()
 
     async def stop(self) -> None:
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poll_task
-            self._poll_task = None
         self._sink = None
 
     # -- inbound -----------------------------------------------------------------------------------

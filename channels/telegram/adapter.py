@@ -4,8 +4,10 @@ Webhook mode: ``start`` registers ``{public_url}/webhooks/telegram/{channel_id}`
 ``allowed_updates``; ``handle_webhook`` checks ``X-Telegram-Bot-Api-Secret-Token`` in constant time,
 stores through the sink, then answers 200 (a non-2xx makes Telegram deliver again).
 
-Polling mode: ``deleteWebhook`` (getUpdates answers 409 while a webhook is set), then ``getUpdates``
-from the offset kept in the channel's state store. Each update is stored before the offset moves past
+Polling mode: ``poll_forever`` (run by the gateway under the cluster lease ``poller:<channel id>``, so
+one process polls a bot at a time — Telegram ends the older of two getUpdates with a 409):
+``deleteWebhook`` (getUpdates answers 409 while a webhook is set), then ``getUpdates`` from the offset
+kept in the channel's state store. Each update is stored before the offset moves past
 it, so a restart neither repeats nor skips one. A watchdog rebuilds the polling client after network
 errors, with back-off (PTB #4405: polling can wedge after network errors).
 
@@ -145,8 +147,16 @@ class TelegramAdapter:
         self._log_filter.install()
         self._client = _Client(self.config)
         await self._client.open()
-        work = self._register_webhook() if self.mode is Mode.WEBHOOK else self._poll_forever()
-        self._task = asyncio.create_task(work, name=f"telegram-{self.channel_id}-{self.mode}")
+        if self.mode is Mode.WEBHOOK:
+            self._task = asyncio.create_task(
+                self._register_webhook(), name=f"telegram-{self.channel_id}-webhook"
+            )
+        # Polling mode: the gateway runs ``poll_forever`` in the one process holding the channel's lease.
+
+    @property
+    def polling(self) -> bool:
+        """Whether this channel has a poll loop to run (long polling with a token)."""
+        return self.mode is Mode.POLLING and self.config.token is not None
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -232,9 +242,11 @@ class TelegramAdapter:
 
     # -- polling -----------------------------------------------------------------------------------
 
-    async def _poll_forever(self) -> None:
-        """The polling loop and its watchdog: a failure closes the client and builds a new one after a
-        back-off that doubles up to ``max_reconnect_delay``."""
+    async def poll_forever(self) -> None:
+        """The polling loop and its watchdog, until cancelled: a failure closes the client and builds a
+        new one after a back-off that doubles up to ``max_reconnect_delay``. Runs only after ``start``."""
+        if not self.polling:
+            return
         state = await self._state.get(OFFSET_KEY)
         offset: int | None = int(state["offset"]) if state and "offset" in state else None
         delay = self.config.reconnect_delay
@@ -268,7 +280,8 @@ class TelegramAdapter:
                     _LOGGER.error(
                         "telegram channel %s: the bot token was rejected; polling stopped", self.channel_id
                     )
-                    return
+                    # Wait here rather than return: the lease runner would start polling again.
+                    await asyncio.Event().wait()
                 except RetryAfter as exc:
                     await self._sleep(retry_seconds(exc))
                     continue

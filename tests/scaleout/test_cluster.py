@@ -2,19 +2,22 @@
 ``switchboard worker`` processes. The loopback channel's "provider" is an HTTP sink in this test, so
 every process can reach it and the test sees what was really sent.
 
-TODO(quota, issue 3): "1,000 concurrent sends across both gateways near the quota limit open exactly
-the allowed conversations and fire each tier's alert once" belongs here once quota counting lands —
-use ``cluster.gateways`` and ``Cluster.api`` below against both gateways at once.
+The quota test sends 1,000 business-initiated messages to new contacts through both gateways at once
+on a metered channel with room for 300 conversations: exactly 300 open (and reach the provider), the
+rest are refused, and each tier's alert mail (70, 80, 90, 95, 100 %) goes exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import os
 import re
 import signal
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +25,15 @@ from typing import Any
 
 import aiohttp
 import pytest_asyncio
+import sqlalchemy as sa
 from aiohttp import web
 from redis import Redis
 from rq import Worker
 from rq.worker import BaseWorker
 
+from inbox import tables as t
+from inbox.db import Database
+from inbox.quota import TIERS
 from tests.harness import StreamClient
 from tests.services import free_port
 
@@ -291,6 +298,117 @@ async def test_two_gateways_two_workers_lose_nothing(cluster: Cluster, provider:
     assert 'switchboard_queue_jobs{state="queued"}' in metrics
     for client in (stream_a, resumed, replay):
         await client.close()
+
+
+QUOTA_LIMIT = 300
+QUOTA_SENDS = 1000
+CLIENT_CONCURRENCY = 16  # two cores run everything: enough to race, not enough to time out
+
+
+async def test_concurrent_sends_across_gateways_open_exactly_the_quota(
+    cluster: Cluster, provider: ProviderSink, smtp_sink: Any, pg_url: str
+):
+    cluster.env["SWITCHBOARD_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_sink.port}"  # the alert mail relay
+    cluster.env["SWITCHBOARD_LOG_LEVEL"] = "WARNING"  # a thousand sends: no line per request
+    a, b = await asyncio.gather(cluster.gateway("gw-a", demo=True), cluster.gateway("gw-b"))
+    for i in (1, 2):
+        await cluster.spawn(f"worker-{i}", "worker")
+    metered = {"metered": True, "service_window": False, "consent": False, "relay_url": provider.url}
+    status, channel = await cluster.api(
+        a, "POST", "/channels", {"inbox_id": 1, "kind": "loopback", "name": "metered", "config": metered}
+    )
+    assert status == 201, channel
+    status, account = await cluster.api(b, "PATCH", "/account", {"included_conversations": QUOTA_LIMIT})
+    assert status == 200 and account["included_conversations"] == QUOTA_LIMIT, account
+
+    gate = asyncio.Semaphore(CLIENT_CONCURRENCY)
+
+    async def send(n: int) -> tuple[str, dict[str, Any]]:
+        to = f"+1555{n:07d}"  # a new contact each: every send would open a billable conversation
+        async with gate:
+            status, message = await cluster.api(
+                (a, b)[n % 2],
+                "POST",
+                "/messages",
+                {"channel_id": channel["id"], "to": to, "text": f"offer {n}"},
+            )
+        assert status == 201, message
+        return to, message
+
+    results = await asyncio.gather(*(send(n) for n in range(QUOTA_SENDS)))
+    outcomes = Counter((m["status"], m["reason"]) for _, m in results)
+    assert outcomes == {
+        ("queued", None): QUOTA_LIMIT,
+        ("failed", "quota_exhausted"): QUOTA_SENDS - QUOTA_LIMIT,
+    }
+    opened = {to for to, m in results if m["status"] == "queued"}
+
+    # Both gateways count the same: the limit is reached and new conversations are blocked.
+    for gw in (a, b):
+        status, quota = await cluster.api(gw, "GET", "/quota")
+        assert status == 200
+        assert (quota["used"], quota["limit"], quota["blocked"], quota["tier"]) == (
+            QUOTA_LIMIT,
+            QUOTA_LIMIT,
+            True,
+            100,
+        )
+    billed: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        status, page = await cluster.api(
+            a, "GET", "/billing/conversations?limit=200" + (f"&cursor={cursor}" if cursor else "")
+        )
+        assert status == 200, page
+        billed += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert len(billed) == QUOTA_LIMIT
+
+    # The accepted sends go out through the workers, each once, to the contacts that were let through.
+    await provider.wait_for(lambda sends: len(sends) >= QUOTA_LIMIT, timeout=120)
+    assert sorted(s["to"] for s in provider.sends) == sorted(opened)
+
+    # Each tier's alert mail went exactly once, to the account's super and billing admins.
+    db = Database(pg_url)
+    db.connect()
+    try:
+
+        async def mail_settled() -> bool:
+            async with db.read() as session:
+                statuses = list(await session.scalars(sa.select(t.OutgoingMail.status)))
+            return len(statuses) == len(TIERS) and all(s == "sent" for s in statuses)
+
+        await _until_async(mail_settled, "the alert mail sent")
+        async with db.read() as session:
+            tiers = list(await session.scalars(sa.select(t.QuotaAlert.tier).order_by(t.QuotaAlert.tier)))
+    finally:
+        await db.close()
+    assert tiers == list(TIERS)
+    mails = await smtp_sink.wait_for(len(TIERS))
+    assert len(mails) == len(TIERS)
+    assert [m.rcpt_tos for m in mails] == [["admin@demo.switchboard.test"]] * len(TIERS)
+    fired = Counter(_tier_of(_subject(m.content)) for m in mails)
+    assert fired == dict.fromkeys(TIERS, 1)
+
+
+def _tier_of(subject: str) -> int:
+    match = re.search(r": (\d+)% of the \d{4}-\d{2} conversation quota used", subject)
+    assert match is not None, subject
+    return int(match.group(1))
+
+
+def _subject(content: bytes) -> str:
+    return str(email.message_from_bytes(content, policy=email.policy.default)["Subject"])
+
+
+async def _until_async(check: Callable[[], Any], what: str, timeout: float = 60) -> None:
+    """Poll a database condition (mail rows are written by whichever process sends them)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not await check():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
 
 
 def _created(text: str) -> Callable[[dict[str, Any]], bool]:

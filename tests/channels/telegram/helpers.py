@@ -71,11 +71,12 @@ async def telegram_gateway(
     create: bool = True,
     config: dict[str, Any] | None = None,
     stream_after: int | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> TelegramGateway:
     """Start a gateway; with ``create`` add a Telegram channel through ``POST /channels`` and wait until
     it registered its webhook or started polling."""
-    settings = {"public_url": PUBLIC_URL} if mode == "webhook" else {}
-    gw = await start_gateway(tmp_path, settings=settings)
+    knobs = {"public_url": PUBLIC_URL} if mode == "webhook" else {}
+    gw = await start_gateway(tmp_path, settings={**knobs, **(settings or {})})
     bot_api.route = lambda url: url.replace(PUBLIC_URL, gw.base_url, 1)
     tg = TelegramGateway(gw, bot_api, {}, await gw.stream(after=stream_after))
 
