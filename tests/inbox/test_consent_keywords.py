@@ -94,6 +94,7 @@ async def test_a_tapped_button_titled_yes_is_not_an_opt_in(tmp_path):
     try:
         async with gw.container.db.write() as session:
             row = await session.get(t.Channel, 1)
+            assert row is not None
             row.config = {**row.config, "consent": True}
 
         async def consent_after(provider_id: str, sender: str, content_type: str) -> str:
