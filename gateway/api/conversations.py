@@ -53,6 +53,31 @@ async def visible_conversation(session: AsyncSession, user: t.User, conversation
     return conversation
 
 
+async def visible_channel(session: AsyncSession, user: t.User, channel_id: int) -> t.Channel:
+    """The channel if it belongs to an inbox the user may see; 404 otherwise."""
+    channel = await session.get(t.Channel, channel_id)
+    if (
+        channel is None
+        or channel.account_id != user.account_id
+        or not await can_see_inbox(session, user, channel.inbox_id)
+    ):
+        raise not_found("channel", channel_id)
+    return channel
+
+
+async def channel_in_body(session: AsyncSession, user: t.User, channel_id: int) -> t.Channel:
+    """Like ``visible_channel`` for a ``channel_id`` given in a request body: 422 naming the field."""
+    try:
+        return await visible_channel(session, user, channel_id)
+    except ApiError:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"channel_id: channel {channel_id} does not exist",
+            [{"field": "channel_id", "problem": "unknown"}],
+        ) from None
+
+
 @api.route(
     "GET",
     "/conversations",
@@ -267,18 +292,7 @@ async def send_message(request: web.Request, body: SendBody) -> MessageView:
     user = user_of(request)
     c = container_of(request)
     async with c.db.write() as session:
-        channel = await session.get(t.Channel, body.channel_id)
-        if (
-            channel is None
-            or channel.account_id != user.account_id
-            or not await can_see_inbox(session, user, channel.inbox_id)
-        ):
-            raise ApiError(
-                422,
-                "validation_error",
-                f"channel_id: channel {body.channel_id} does not exist",
-                [{"field": "channel_id", "problem": "unknown"}],
-            )
+        channel = await channel_in_body(session, user, body.channel_id)
         try:
             address = normalize_address(channel.kind, body.to)
         except InvalidAddress as exc:

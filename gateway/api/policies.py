@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.contacts import visible_contact
 from gateway.api.context import container_of, path_id, user_of
+from gateway.api.conversations import channel_in_body, visible_channel
 from gateway.api.errors import ApiError, forbidden, not_found
 from gateway.api.spec import ApiRoutes, Page
 from inbox import tables as t
@@ -33,17 +34,6 @@ from inbox.quota import QuotaStatus, add_packs, banner_level, cancel_packs, quot
 from inbox.windows import TemplateCategory, TemplateStatus, period_of, template_param_count
 
 api = ApiRoutes()
-
-
-async def visible_channel(session: AsyncSession, user: t.User, channel_id: int) -> t.Channel:
-    channel = await session.get(t.Channel, channel_id)
-    if (
-        channel is None
-        or channel.account_id != user.account_id
-        or not await can_see_inbox(session, user, channel.inbox_id)
-    ):
-        raise not_found("channel", channel_id)
-    return channel
 
 
 # -- consent -------------------------------------------------------------------------------------------
@@ -142,18 +132,7 @@ async def post_consent(request: web.Request, body: ConsentBody) -> ContactConsen
     c = container_of(request)
     async with c.db.write() as session:
         contact = await visible_contact(session, user, path_id(request))
-        channel = await session.get(t.Channel, body.channel_id)
-        if (
-            channel is None
-            or channel.account_id != user.account_id
-            or not await can_see_inbox(session, user, channel.inbox_id)
-        ):
-            raise ApiError(
-                422,
-                "validation_error",
-                f"channel_id: channel {body.channel_id} does not exist",
-                [{"field": "channel_id", "problem": "unknown"}],
-            )
+        channel = await channel_in_body(session, user, body.channel_id)
         state = ConsentStatus(body.state)
         if state == ConsentStatus.OPTED_IN and not await has_written_on(session, contact.id, channel.id):
             raise ApiError(
