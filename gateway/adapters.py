@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from gateway.leases import Exclusive, Leases, Poller
 from inbox import tables as t
 from inbox.db import Database
 from inbox.media import MediaStore
-from inbox.model import ChannelAdapter, ChannelInfo, ChannelKind, InboundSink, StatusSink
+from inbox.model import ChannelAdapter, ChannelInfo, ChannelKind, InboundSink, OutboundMessage, StatusSink
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class AdapterDeps:
     clock: Callable[[], datetime]
     mail_domain: str = "switchboard.localhost"  # for Message-IDs of outgoing mail
     smtp_url: str | None = None  # the gateway's default outbound relay
+    # A reply a live channel could not hand to anyone (the chat visitor left): the gateway emails it.
+    undelivered: Callable[[OutboundMessage], Coroutine[Any, Any, None]] | None = None
 
 
 AdapterFactory = Callable[[ChannelInfo, AdapterDeps], ChannelAdapter]
@@ -100,6 +102,7 @@ class AdapterRegistry:
         self._statuses: StatusSink | None = None
         # Set in gateway processes: an adapter's ``poll_forever`` then runs under a cluster lease.
         self.leases: Leases | None = None
+        self.undelivered: Callable[[OutboundMessage], Coroutine[Any, Any, None]] | None = None
         self._pollers: dict[int, Exclusive] = {}
 
     def bind(self, sink: InboundSink, statuses: StatusSink) -> None:
@@ -140,6 +143,7 @@ class AdapterRegistry:
             self._clock,
             mail_domain=self._mail_domain,
             smtp_url=self._smtp_url,
+            undelivered=self.undelivered,
         )
         return factory(info, deps)
 

@@ -21,6 +21,7 @@ from gateway.redis_bus import RedisPokes
 from gateway.rq_jobs import RqJobs
 from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.sweeper import sweep_forever
+from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
@@ -199,7 +200,7 @@ def build(
             auth_password=settings.smtp_auth_password,
         ),
     )
-    return Container(
+    container = Container(
         settings=settings,
         clock=clock,
         db=db,
@@ -220,3 +221,5 @@ def build(
         role=role,
         pokes=pokes,
     )
+    adapters.undelivered = EmailFallback(container)
+    return container

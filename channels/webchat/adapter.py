@@ -6,8 +6,9 @@ calls in here for everything that concerns the channel itself. ``send`` is calle
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any, NoReturn, Protocol
 
@@ -53,8 +54,16 @@ class VisitorConnection(Protocol):
 class WebchatAdapter:
     kind = ChannelKind.WEBCHAT
 
-    def __init__(self, info: ChannelInfo, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        info: ChannelInfo,
+        clock: Callable[[], datetime],
+        offline: Callable[[OutboundMessage], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
         self.info = info
+        # Called with a reply no open tab received (the visitor left): the gateway emails it.
+        self._offline = offline
+        self._offline_tasks: set[asyncio.Task[None]] = set()
         self.config = WebchatConfig.of(info.config)
         self._clock = clock
         # Binds reply ids to their visitor; any channel secret will do, and one always exists.
@@ -94,7 +103,11 @@ class WebchatAdapter:
             "text": message.text,
             "attachments": [a.model_dump(mode="json", exclude={"data"}) for a in message.attachments],
         }
-        await self.push(message.to, frame)
+        if await self.push(message.to, frame) == 0 and self._offline is not None:
+            # Not awaited: the fallback goes through the outbox, which is waiting for this send.
+            task = asyncio.create_task(self._offline(message))
+            self._offline_tasks.add(task)
+            task.add_done_callback(self._offline_tasks.discard)
         return SendResult(provider_message_id=pid, status=MessageStatus.SENT)
 
     # -- visitors and their sockets ----------------------------------------------------------------
@@ -276,13 +289,16 @@ def _content_type(attachment: Attachment | None) -> str:
     return "image" if attachment.content_type.startswith("image/") else "file"
 
 
-class HasClock(Protocol):
+class WebchatDeps(Protocol):
     """The part of the gateway's AdapterDeps this adapter uses."""
 
     @property
     def clock(self) -> Callable[[], datetime]: ...
 
+    @property
+    def undelivered(self) -> Callable[[OutboundMessage], Coroutine[Any, Any, None]] | None: ...
 
-def create(info: ChannelInfo, deps: HasClock) -> WebchatAdapter:
+
+def create(info: ChannelInfo, deps: WebchatDeps) -> WebchatAdapter:
     """The factory gateway/adapters.py registers."""
-    return WebchatAdapter(info, deps.clock)
+    return WebchatAdapter(info, deps.clock, deps.undelivered)

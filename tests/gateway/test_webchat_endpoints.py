@@ -3,10 +3,12 @@ size limits, uploads, presence and offline email capture, chat flows — against
 
 from __future__ import annotations
 
+import email.policy
 import json
 import logging
 import struct
 from collections.abc import Callable
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -453,3 +455,52 @@ async def test_resume_after_a_drop_gets_exactly_what_was_missed(tmp_path: Path, 
         assert [m["text"] for m in messages["items"]] == ["before the drop", "reply one", "reply two", "VIP"]
     finally:
         await gw.close()
+
+
+async def test_a_reply_to_a_visitor_who_left_goes_by_email(tmp_path: Path, smtp_sink):
+    """Offline capture end to end: the visitor leaves an email and closes the tab; the agent's answer
+    reaches that address through the inbox's email channel, and the chat says where it went."""
+    gateway = await start_gateway(tmp_path, settings={"smtp_url": f"smtp://127.0.0.1:{smtp_sink.port}"})
+    try:
+        status, _ = await gateway.api(
+            "POST",
+            "/channels",
+            json_body={"inbox_id": 1, "kind": "webchat", "name": "Shop chat",
+                       "config": {"token": TOKEN, "allowed_origins": [SHOP]}},
+        )  # fmt: skip
+        assert status == 201
+        visitor = await connect(gateway, key=KEY_A)
+        ack = await visitor.say("q1", "Do you ship to Norway?", profile={"email": "Ola@Example.NO"})
+        assert ack["type"] == "ack"
+        await visitor.ws.close()  # the visitor leaves
+
+        status, page = await gateway.api("GET", "/conversations?inbox_id=1")
+        chat = (
+            next(c for c in page["items"] if c["id"] == ack["conversation_id"])
+            if "conversation_id" in ack
+            else None
+        )
+        if chat is None:
+            chat = next(c for c in page["items"] if c["channel_id"] != 1 and c["last_inbound_at"])
+        status, reply = await gateway.api(
+            "POST", f"/conversations/{chat['id']}/messages", json_body={"text": "Yes, in 3 to 5 days."}
+        )
+        assert status == 201
+
+        (mail,) = await smtp_sink.wait_for(1)
+        assert mail.rcpt_tos == ["ola@example.no"]
+        message = message_from_bytes(mail.content, policy=email.policy.default)
+        assert message["Subject"] == "Your chat with Support"
+        plain = message.get_body(("plain",))
+        assert plain is not None and "Yes, in 3 to 5 days." in plain.get_content()
+
+        stream = await gateway.stream(after=0)
+        await stream.next(
+            lambda e: (
+                e["type"] == "message.created"
+                and e["conversation_id"] == chat["id"]
+                and "emailed to ola@example.no" in (e["data"]["message"]["text"] or "")
+            )
+        )
+    finally:
+        await gateway.close()
