@@ -34,6 +34,14 @@ class RateLimiter:
         hits.append(now)
         return None
 
+    def blocked_for(self, key: str) -> float | None:
+        """Like ``hit`` without counting: None if a hit would be allowed now."""
+        now = self._clock().timestamp()
+        hits = [h for h in self._hits.get(key, ()) if h > now - self.window]
+        if len(hits) >= self.limit:
+            return max(0.0, hits[0] + self.window - now)
+        return None
+
     def _prune(self, now: float) -> None:
         for key in [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window]:
             del self._hits[key]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 
+from channels.webchat.limits import RateLimiter
 from gateway.api.auth import SESSION_COOKIE, same_origin
 from gateway.api.context import WEB_SESSION, container_of, user_of
 from gateway.api.errors import ApiError
@@ -22,6 +24,15 @@ from inbox.auth import hash_password, token_digest, verify_password
 from inbox.views import UserView
 
 api = ApiRoutes()
+
+SIGN_IN_ATTEMPTS = 10  # failed sign-ins per key (email, client address) ...
+SIGN_IN_WINDOW = 15 * 60  # ... per this many seconds
+SIGN_IN_FAILURES = web.AppKey("sign_in_failures", RateLimiter)
+
+
+def sign_in_limiter(clock: Callable[[], datetime]) -> RateLimiter:
+    return RateLimiter(SIGN_IN_ATTEMPTS, SIGN_IN_WINDOW, clock)
+
 
 SESSION_LIFETIME = timedelta(days=7)
 
@@ -67,6 +78,18 @@ async def sign_in(request: web.Request, body: SignIn) -> web.Response:
         raise ApiError(403, "bad_origin", "sign in from this site's own page")
     c = container_of(request)
     email = body.email.strip().lower()
+    # Password guessing: after too many failures for one email or from one address, wait.
+    failures = request.app[SIGN_IN_FAILURES]
+    keys = (f"email:{email}", f"ip:{request.remote or '?'}")
+    waits = [w for w in (failures.blocked_for(k) for k in keys) if w is not None]
+    if waits:
+        retry = int(max(waits)) + 1
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"too many failed sign-ins; try again in {retry} s",
+            {"retry_after": retry},
+        )
     async with c.db.read() as session:
         user = await session.scalar(select(t.User).where(t.User.email == email))
     password_hash = (
@@ -77,6 +100,8 @@ async def sign_in(request: web.Request, body: SignIn) -> web.Response:
     # argon2 takes long by design (0.1 to 1 s): off the event loop, so other requests keep flowing.
     ok = await asyncio.to_thread(verify_password, password_hash, body.password)
     if user is None or not user.password_hash or not ok:
+        for key in keys:
+            failures.hit(key)
         raise ApiError(401, "invalid_credentials", "the email or the password is wrong")
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)

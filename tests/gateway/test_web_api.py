@@ -308,3 +308,25 @@ async def test_presence_changes_are_validated_and_streamed(gw: Gateway, browser:
     assert status == 200 and body["availability"] == "away"
     event = await stream.next(lambda e: e["type"] == "user.presence")
     assert event["data"]["user"]["availability"] == "away"
+
+
+async def test_password_guessing_is_slowed_down_after_ten_failures(tmp_path: Path):
+    """Ten wrong passwords for one email, then even the right one waits; time heals it (injected clock)."""
+    from tests.harness import ManualClock
+
+    clock = ManualClock()
+    gateway = await start_gateway(tmp_path, clock=clock)
+    browser = Browser(gateway)
+    try:
+        for _ in range(10):
+            status, body = await browser.sign_in(password="not-the-password")
+            assert status == 401
+        status, body = await browser.sign_in()
+        assert status == 429 and body["error"]["code"] == "too_many_attempts"
+        assert 0 < body["error"]["details"]["retry_after"] <= 15 * 60 + 1
+        clock.advance(minutes=16)
+        status, body = await browser.sign_in()
+        assert status == 200, body
+    finally:
+        await browser.close()
+        await gateway.close()
