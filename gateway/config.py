@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=16, ge=1, le=1024)
     reopen_days: float = Field(default=7.0, ge=0)
     log_level: str = "INFO"
+    # The event loop of ``switchboard serve``: "auto" takes uvloop when it is installed (the ``uvloop``
+    # extra; measured faster in bench/README.md), "asyncio" the standard loop, "uvloop" insists on it.
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     # Scale-out (used when redis_url is set; see docs/deploy.md).
     dispatch_lease_seconds: float = Field(default=120.0, gt=0)  # a claimed send is retried after this
     sweep_interval_seconds: float = Field(default=15.0, gt=0)  # how often lost sends are looked for
