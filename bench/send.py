@@ -40,7 +40,7 @@ def recipient(n: int) -> str:
     return f"+1555{n % 10_000_000:07d}"
 
 
-async def _start_simulator(port: int, webhook_url: str, token: str, secret: str) -> subprocess.Popen[bytes]:
+async def start_simulator(port: int, webhook_url: str, token: str, secret: str) -> subprocess.Popen[bytes]:
     popen = subprocess.Popen(
         [
             sys.executable,
@@ -70,7 +70,7 @@ async def _start_simulator(port: int, webhook_url: str, token: str, secret: str)
     return popen
 
 
-async def _many(total: int, concurrency: int, one: Any) -> tuple[list[float], int, float]:
+async def many(total: int, concurrency: int, one: Any) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
     numbers = itertools.count()
@@ -122,7 +122,7 @@ async def run(
         # Baseline: the simulator alone.
         sink, sink_url = await _status_sink()
         port = free_port()
-        sim = await _start_simulator(port, sink_url, token, secret)
+        sim = await start_simulator(port, sink_url, token, secret)
         try:
             url = f"http://127.0.0.1:{port}/simulator/graph/v21.0/{PNID}/messages"
             auth = {"Authorization": f"Bearer {token}"}
@@ -138,7 +138,7 @@ async def run(
                     await resp.read()
                     return resp.status == 200
 
-            lat, errors, elapsed = await _many(total, concurrency, direct)
+            lat, errors, elapsed = await many(total, concurrency, direct)
             results["baseline"] = {
                 **summary_ms(lat),
                 "accepted": len(lat),
@@ -155,44 +155,10 @@ async def run(
         # Through the gateway: a channel pointed at a fresh simulator process.
         gw = await start_gateway(env=env)
         port = free_port()
-        sim = None
+        gsim: subprocess.Popen[bytes] | None = None
         try:
-            inbox_id = (await api(http, gw, "GET", "/inboxes"))["items"][0]["id"]
-            channel = await api(
-                http,
-                gw,
-                "POST",
-                "/channels",
-                {
-                    "inbox_id": inbox_id,
-                    "kind": "whatsapp",
-                    "name": "Bench broadcast",
-                    "config": {
-                        "base_url": f"http://127.0.0.1:{port}/simulator/graph",
-                        "phone_number_id": PNID,
-                        "waba_id": "100000000000000",
-                        "display_phone_number": "+15550100009",
-                        "access_token": token,
-                        "app_secret": secret,
-                        "verify_token": "bench",
-                        "consent": False,  # a broadcast to contacts the bench made up: no opt-in records
-                    },
-                },
-            )
-            await api(
-                http,
-                gw,
-                "POST",
-                f"/channels/{channel['id']}/templates",
-                {
-                    "name": TEMPLATE["name"],
-                    "language": TEMPLATE["language"],
-                    "category": "utility",
-                    "body": "Hello! Thanks for getting in touch with us.",
-                },
-            )
-            await api(http, gw, "PATCH", "/account", {"included_conversations": 100_000_000})
-            sim = await _start_simulator(port, channel["webhook_url"], token, secret)
+            channel = await broadcast_channel(http, gw, port, token, secret, 100_000_000)
+            gsim = await start_simulator(port, channel["webhook_url"], token, secret)
             headers = {"Authorization": f"Bearer {gw.token}"}
 
             async def through(n: int) -> bool:
@@ -203,7 +169,7 @@ async def run(
 
             profiler = gw.profile("send", 20)
             began = time.monotonic()
-            lat, errors, elapsed = await _many(total, concurrency, through)
+            lat, errors, elapsed = await many(total, concurrency, through)
             if profiler is not None:
                 profiler.wait(60)
             # Wait (bounded) for the queue to drain: every send reaches a final status.
@@ -224,13 +190,55 @@ async def run(
                 "final_statuses": counts,
                 "accounted_for": sum(counts.values()),
                 **gw.usage(),
-                "simulator_cpu_s": round(cpu_seconds(sim.pid), 2),
+                "simulator_cpu_s": round(cpu_seconds(gsim.pid), 2),
             }
         finally:
-            if sim is not None:
-                sim.terminate()
-                sim.wait(10)
+            if gsim is not None:
+                gsim.terminate()
+                gsim.wait(10)
             gw.stop()
     results["ratio"] = round(results["gateway"]["sends_per_s"] / results["baseline"]["sends_per_s"], 2)
     results["target"] = ">= 0.5 of the simulator's own rate; all sends accounted for"
     return results
+
+
+async def broadcast_channel(
+    http: aiohttp.ClientSession, gw: Any, sim_port: int, token: str, secret: str, quota: int
+) -> dict[str, Any]:
+    """A WhatsApp channel for bench sends: simulator at ``sim_port``, an approved template, consent off."""
+    inbox_id = (await api(http, gw, "GET", "/inboxes"))["items"][0]["id"]
+    channel: dict[str, Any] = await api(
+        http,
+        gw,
+        "POST",
+        "/channels",
+        {
+            "inbox_id": inbox_id,
+            "kind": "whatsapp",
+            "name": "Bench broadcast",
+            "config": {
+                "base_url": f"http://127.0.0.1:{sim_port}/simulator/graph",
+                "phone_number_id": PNID,
+                "waba_id": "100000000000000",
+                "display_phone_number": "+15550100009",
+                "access_token": token,
+                "app_secret": secret,
+                "verify_token": "bench",
+                "consent": False,  # a broadcast to contacts the bench made up: no opt-in records
+            },
+        },
+    )
+    await api(
+        http,
+        gw,
+        "POST",
+        f"/channels/{channel['id']}/templates",
+        {
+            "name": TEMPLATE["name"],
+            "language": TEMPLATE["language"],
+            "category": "utility",
+            "body": "Hello! Thanks for getting in touch with us.",
+        },
+    )
+    await api(http, gw, "PATCH", "/account", {"included_conversations": quota})
+    return channel
