@@ -126,10 +126,20 @@ async def run(
             if profiler is not None:
                 profiler.wait(60)
             paced = await _phase(http, url, secret, pnid, connections, duration, "g2", rate=half)
+            # Also at half the gateway's own top rate: the latency at a load it can carry.
+            own = await _phase(
+                http, url, secret, pnid, connections, duration, "g3", rate=top["req_per_s"] / 2
+            )
             stored = sqlite_rows(
                 gw, "SELECT count(*) FROM messages WHERE provider_message_id LIKE 'wamid.bench-%'"
             )
-            results["gateway"] = {"max": top, "at_half_baseline": paced, "stored": stored[0][0], **gw.usage()}
+            results["gateway"] = {
+                "max": top,
+                "at_half_baseline": paced,
+                "at_half_own": own,
+                "stored": stored[0][0],
+                **gw.usage(),
+            }
         finally:
             gw.stop()
     results["ratio_req_per_s"] = round(

@@ -204,16 +204,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_loop(main: Coroutine[Any, Any, int], choice: str) -> int:
-    """Run ``main`` on uvloop when chosen or (``auto``) installed, else on the standard asyncio loop."""
-    if choice != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise
-        else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(main)
+    """Run ``main`` on uvloop when chosen (it must be installed), else on the standard asyncio loop."""
+    if choice == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
     return asyncio.run(main)
 
 
