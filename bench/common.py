@@ -157,3 +157,75 @@ async def start_gateway(data_dir: Path | None = None, env: dict[str, str] | None
     base = f"http://127.0.0.1:{port}"
     await wait_http(base + "/healthz", popen)
     return Proc(popen, base, data_dir, token)
+
+
+def raise_nofile(want: int = 65536) -> int:
+    """Raise this process's open-files soft limit (sockets) as far as the hard limit allows."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def api(http: aiohttp.ClientSession, gw: Proc, method: str, path: str, body: Any = None) -> Any:
+    """One API call as the demo super admin; raises on an error status."""
+    async with http.request(
+        method, f"{gw.base_url}/api/v1{path}", json=body, headers={"Authorization": f"Bearer {gw.token}"}
+    ) as resp:
+        data = await resp.json(content_type=None) if resp.status != 204 else None
+        if resp.status >= 400:
+            raise RuntimeError(f"{method} {path}: {resp.status} {data}")
+        return data
+
+
+def sqlite_rows(gw: Proc, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the embedded gateway's SQLite file directly (counting outcomes after a run)."""
+    import sqlite3
+
+    path = gw.data_dir / "switchboard.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
+        return list(db.execute(sql, params))
+
+
+async def closed_loop(
+    n_workers: int, duration: float, one: Any, rate: float | None = None
+) -> tuple[list[float], int, float]:
+    """``n_workers`` connections each sending back to back (or paced to ``rate`` in total) for ``duration`` s.
+
+    Returns (latencies of the successes, errors, elapsed seconds).
+    """
+    latencies: list[float] = []
+    errors = 0
+    start = time.monotonic()
+    end = start + duration
+    counter = 0
+
+    async def worker() -> None:
+        nonlocal errors, counter
+        while True:
+            n = counter
+            counter += 1
+            if rate is not None:
+                at = start + n / rate
+                if at >= end or time.monotonic() >= end:  # a server that falls behind is not waited for
+                    return
+                delay = at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing the load generator
+            elif time.monotonic() >= end:
+                return
+            t0 = time.perf_counter()
+            try:
+                ok = await one(n)
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - t0)
+            else:
+                errors += 1
+
+    await asyncio.gather(*(worker() for _ in range(n_workers)))
+    return latencies, errors, time.monotonic() - start

@@ -103,7 +103,9 @@ def _sent_at(data: dict[str, Any]) -> float | None:
     return None
 
 
-async def run(agents: int = 2000, rate: float = 200, duration: float = 10) -> dict[str, Any]:
+async def run(
+    agents: int = 2000, rate: float = 200, duration: float = 10, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     results: dict[str, Any] = {"agents": agents, "rate_per_s": rate, "duration_s": duration}
     limits = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=limits) as http:
@@ -126,7 +128,7 @@ async def run(agents: int = 2000, rate: float = 200, duration: float = 10) -> di
             base.terminate()
             base.wait(10)
 
-        gw: Proc = await start_gateway()
+        gw: Proc = await start_gateway(env=env)
         try:
             auth = {"Authorization": f"Bearer {gw.token}"}
 

@@ -80,14 +80,17 @@ def seed(db_file: Path, conversations: int, per_conversation: int) -> None:
 
 
 async def run(
-    conversations: int = 200_000, per_conversation: int = 10, requests: int = 300
+    conversations: int = 200_000,
+    per_conversation: int = 10,
+    requests: int = 300,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    gw = await start_gateway()  # creates and migrates the database, seeds the demo
+    gw = await start_gateway(env=env)  # creates and migrates the database, seeds the demo
     gw.stop()
     t0 = time.monotonic()
     seed(gw.data_dir / "switchboard.sqlite3", conversations, per_conversation)
     seeded_s = round(time.monotonic() - t0, 1)
-    gw = await start_gateway(gw.data_dir)
+    gw = await start_gateway(gw.data_dir, env=env)
     out: dict[str, Any] = {
         "conversations": conversations,
         "messages": conversations * per_conversation,

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -203,13 +203,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_loop(main: Coroutine[Any, Any, int], choice: str) -> int:
+    """Run ``main`` on uvloop when chosen (it must be installed), else on the standard asyncio loop."""
+    if choice == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=Settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request (each Telegram long poll) at INFO, with URLs that carry bot tokens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "serve":
-        return asyncio.run(_serve(args))
+        return run_loop(_serve(args), Settings().event_loop)
     if args.command == "worker":
         settings = _settings(args)
         if not settings.redis_url:

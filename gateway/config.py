@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,10 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=16, ge=1, le=1024)
     reopen_days: float = Field(default=7.0, ge=0)
     log_level: str = "INFO"
+    # The event loop of ``switchboard serve``: "uvloop" needs the ``uvloop`` extra. The standard loop stays
+    # the default: in bench/README.md uvloop did not make the gateway reliably faster (its cost is in
+    # the ORM and SQLite round trips, not the loop) and held more memory per idle socket.
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # Scale-out (used when redis_url is set; see docs/deploy.md).
     dispatch_lease_seconds: float = Field(default=120.0, gt=0)  # a claimed send is retried after this
     sweep_interval_seconds: float = Field(default=15.0, gt=0)  # how often lost sends are looked for

@@ -1,0 +1,244 @@
+"""Outbound send: a broadcast of business-initiated template sends through the gate to the simulator.
+
+The WhatsApp simulator runs as its own process (``switchboard simulator``) with its throughput limit
+lifted, so the gateway and the simulator do not share a CPU core's event loop. Baseline: the same
+simulator taking the same Graph API template sends straight from the bench client, with no gateway.
+Every send is accounted for at the end: the messages' final statuses are counted in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench.common import (
+    ROOT,
+    api,
+    cpu_seconds,
+    free_port,
+    peak_rss_mb,
+    sqlite_rows,
+    start_gateway,
+    summary_ms,
+    wait_http,
+)
+
+PNID = "100000000000009"
+TEMPLATE = {"name": "hello_world", "language": "en_US"}
+
+
+def recipient(n: int) -> str:
+    return f"+1555{n % 10_000_000:07d}"
+
+
+async def start_simulator(port: int, webhook_url: str, token: str, secret: str) -> subprocess.Popen[bytes]:
+    popen = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "simulator",
+            "--port",
+            str(port),
+            "--phone-number-id",
+            PNID,
+            "--webhook-url",
+            webhook_url,
+            "--mps",
+            "1000000000",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "WA_SIM_ACCESS_TOKEN": token,
+            "WA_SIM_APP_SECRET": secret,
+            "SWITCHBOARD_LOG_LEVEL": "WARNING",
+        },
+    )
+    await wait_http(f"http://127.0.0.1:{port}/simulator/api/state", popen)
+    return popen
+
+
+async def many(total: int, concurrency: int, one: Any) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    numbers = itertools.count()
+
+    async def worker() -> None:
+        nonlocal errors
+        for n in numbers:
+            if n >= total:
+                return
+            t0 = time.perf_counter()
+            try:
+                ok = await one(n)
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - t0)
+            else:
+                errors += 1
+
+    start = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors, time.monotonic() - start
+
+
+async def _status_sink() -> tuple[web.AppRunner, str]:
+    """Where the baseline simulator posts its status webhooks (answers 200, like a quick business)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}/hook"
+
+
+async def run(
+    total: int = 100_000, concurrency: int = 64, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    results: dict[str, Any] = {"sends": total, "concurrency": concurrency}
+    token, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), timeout=aiohttp.ClientTimeout(total=120)
+    ) as http:
+        # Baseline: the simulator alone.
+        sink, sink_url = await _status_sink()
+        port = free_port()
+        sim = await start_simulator(port, sink_url, token, secret)
+        try:
+            url = f"http://127.0.0.1:{port}/simulator/graph/v21.0/{PNID}/messages"
+            auth = {"Authorization": f"Bearer {token}"}
+
+            async def direct(n: int) -> bool:
+                body = {
+                    "messaging_product": "whatsapp",
+                    "to": recipient(n).lstrip("+"),
+                    "type": "template",
+                    "template": {"name": TEMPLATE["name"], "language": {"code": TEMPLATE["language"]}},
+                }
+                async with http.post(url, json=body, headers=auth) as resp:
+                    await resp.read()
+                    return resp.status == 200
+
+            lat, errors, elapsed = await many(total, concurrency, direct)
+            results["baseline"] = {
+                **summary_ms(lat),
+                "accepted": len(lat),
+                "errors": errors,
+                "sends_per_s": round(len(lat) / elapsed, 1),
+                "cpu_s": round(cpu_seconds(sim.pid), 2),
+                "peak_rss_mb": peak_rss_mb(sim.pid),
+            }
+        finally:
+            sim.terminate()
+            sim.wait(10)
+            await sink.cleanup()
+
+        # Through the gateway: a channel pointed at a fresh simulator process.
+        gw = await start_gateway(env=env)
+        port = free_port()
+        gsim: subprocess.Popen[bytes] | None = None
+        try:
+            channel = await broadcast_channel(http, gw, port, token, secret, 100_000_000)
+            gsim = await start_simulator(port, channel["webhook_url"], token, secret)
+            headers = {"Authorization": f"Bearer {gw.token}"}
+
+            async def through(n: int) -> bool:
+                body = {"channel_id": channel["id"], "to": recipient(n), "template": TEMPLATE}
+                async with http.post(f"{gw.base_url}/api/v1/messages", json=body, headers=headers) as resp:
+                    await resp.read()
+                    return resp.status == 201
+
+            profiler = gw.profile("send", 20)
+            began = time.monotonic()
+            lat, errors, elapsed = await many(total, concurrency, through)
+            if profiler is not None:
+                profiler.wait(60)
+            # Wait (bounded) for the queue to drain: every send reaches a final status.
+            waited = time.monotonic()
+            query = "SELECT status, count(*) FROM messages WHERE channel_id = ? AND kind = 'outgoing' GROUP BY status"
+            while True:
+                counts = dict(sqlite_rows(gw, query, (channel["id"],)))
+                if not counts.get("queued") or time.monotonic() - waited > 300:
+                    break
+                await asyncio.sleep(1)  # polling another process's database: no event to wait on
+            drained = time.monotonic() - began
+            results["gateway"] = {
+                **summary_ms(lat),
+                "accepted": len(lat),
+                "errors": errors,
+                "api_sends_per_s": round(len(lat) / elapsed, 1),
+                "sends_per_s": round(total / drained, 1),
+                "final_statuses": counts,
+                "accounted_for": sum(counts.values()),
+                **gw.usage(),
+                "simulator_cpu_s": round(cpu_seconds(gsim.pid), 2),
+            }
+        finally:
+            if gsim is not None:
+                gsim.terminate()
+                gsim.wait(10)
+            gw.stop()
+    results["ratio"] = round(results["gateway"]["sends_per_s"] / results["baseline"]["sends_per_s"], 2)
+    results["target"] = ">= 0.5 of the simulator's own rate; all sends accounted for"
+    return results
+
+
+async def broadcast_channel(
+    http: aiohttp.ClientSession, gw: Any, sim_port: int, token: str, secret: str, quota: int
+) -> dict[str, Any]:
+    """A WhatsApp channel for bench sends: simulator at ``sim_port``, an approved template, consent off."""
+    inbox_id = (await api(http, gw, "GET", "/inboxes"))["items"][0]["id"]
+    channel: dict[str, Any] = await api(
+        http,
+        gw,
+        "POST",
+        "/channels",
+        {
+            "inbox_id": inbox_id,
+            "kind": "whatsapp",
+            "name": "Bench broadcast",
+            "config": {
+                "base_url": f"http://127.0.0.1:{sim_port}/simulator/graph",
+                "phone_number_id": PNID,
+                "waba_id": "100000000000000",
+                "display_phone_number": "+15550100009",
+                "access_token": token,
+                "app_secret": secret,
+                "verify_token": "bench",
+                "consent": False,  # a broadcast to contacts the bench made up: no opt-in records
+            },
+        },
+    )
+    await api(
+        http,
+        gw,
+        "POST",
+        f"/channels/{channel['id']}/templates",
+        {
+            "name": TEMPLATE["name"],
+            "language": TEMPLATE["language"],
+            "category": "utility",
+            "body": "Hello! Thanks for getting in touch with us.",
+        },
+    )
+    await api(http, gw, "PATCH", "/account", {"included_conversations": quota})
+    return channel
