@@ -57,9 +57,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
     ws = web.WebSocketResponse(heartbeat=25)
     await ws.prepare(request)
-    subscription = c.bus.subscribe(user.account_id)
     visibility = _Visibility(request, user)
     await visibility.load()
+    # Subscribe before reading the log (in pump) so nothing committed in between is missed.
+    subscription = c.bus.subscribe(user.account_id)
     last = after if after is not None else c.bus.last_id
 
     async def pump() -> None:
