@@ -78,11 +78,12 @@ class Container:
         await migrate(self.db)
         if self.role == "gateway":
             await self.bus.start()
-        self.db.after_commit.append(self.bus.poke_local_and_remote)
+        for callback in (self.bus.poke_local_and_remote, self.mail.poke):
+            if callback not in self.db.after_commit:  # a container may be started again
+                self.db.after_commit.append(callback)
         if self.pokes is not None:
             await self.pokes.start()
         await self.jobs.start()
-        self.db.after_commit.append(self.mail.poke)
         await self.mail.start()
         if self.role == "gateway":
             self.adapters.leases = self.leases  # pollers run once across the cluster
