@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,20 +119,17 @@ def redis_server(tmp: Path) -> Iterator[str]:
             "",
             "--appendonly",
             "no",
-            "--logfile",
-            str(tmp / "redis.log"),
-        ]
+        ],
+        stdout=subprocess.PIPE,  # redis logs to stdout; its "Ready" line is the event we wait on
     )
-
-    def ping() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    wait_until(ping, proc, "redis-server")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if b"Ready to accept connections" in line:
+            break
+    else:
+        raise RuntimeError(f"redis-server exited with {proc.wait()} before it was ready")
+    # Keep reading its log so a full pipe never blocks the server.
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
