@@ -28,6 +28,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 from aiohttp import web
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from rq import Worker
 from rq.worker import BaseWorker
 
@@ -231,7 +232,7 @@ async def test_two_gateways_two_workers_lose_nothing(cluster: Cluster, provider:
     assert provider.sends[0]["to"] == "+15550001111"
 
     # -- a worker killed mid-send: the message still goes ------------------------------------------
-    await _until(lambda: len(cluster.workers()) == 2, "both workers registered")
+    await _workers_registered(cluster, 2)
     status, held = await cluster.api(b, "POST", f"/conversations/{conversation_id}/messages", {"text": HOLD})
     assert status == 201
     await provider.wait_for(lambda sends: HOLD in [s["text"] for s in sends])
@@ -407,10 +408,17 @@ def _value(metrics: str, series: str) -> float:
     raise AssertionError(f"{series} not in metrics:\n{metrics}")
 
 
-async def _until(check: Any, what: str, timeout: float = 30) -> None:
-    """Poll a condition that has no event to wait on (RQ's worker registry lives in Redis)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not await asyncio.to_thread(check):
-        assert loop.time() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+async def _workers_registered(cluster: Cluster, count: int, timeout: float = 30) -> None:
+    """Wait until ``count`` RQ workers are registered: on Redis's own notice that the registry changed."""
+    redis = AsyncRedis.from_url(cluster.redis_url)
+    try:
+        db = redis.connection_pool.connection_kwargs.get("db", 0)
+        await redis.config_set("notify-keyspace-events", "Ks")  # set commands on keys: SADD, SREM
+        async with redis.pubsub() as pubsub:
+            await pubsub.subscribe(f"__keyspace@{db}__:rq:workers")
+            async with asyncio.timeout(timeout):
+                # Subscribed first, then looked: a registration in between is not missed.
+                while len(await asyncio.to_thread(cluster.workers)) < count:
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+    finally:
+        await redis.aclose()
