@@ -35,6 +35,11 @@ def missing(what: str) -> None:
 def wait_until(
     check: Callable[[], bool], proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 20
 ) -> None:
+    """Retry ``check`` until a just-started server answers (dovecot: its IMAP greeting).
+
+    The check itself blocks on the server's answer; the pause only spaces out connection attempts
+    refused before the server has bound its port, for which no process offers an event to wait on.
+    """
     end = time.monotonic() + timeout
     while not check():
         if (proc is not None and proc.poll() is not None) or time.monotonic() > end:
