@@ -44,6 +44,9 @@ class InboundContext:
     """What the hooks see and may change, inside the receiving transaction."""
 
     channel: t.Channel
+    # The conversation's inbox. Holding it here also lets hooks' ``session.get(t.InboxRow, ...)`` find
+    # it in the session's (weak) identity map instead of reading it again.
+    inbox: t.InboxRow | None
     contact: t.Contact
     conversation: t.Conversation
     message: t.Message
@@ -138,9 +141,12 @@ class InboundPipeline:
                 merged = {**(contact.attributes or {}), **inbound.contact_attributes}
                 if merged != contact.attributes:
                     contact.attributes = merged
+            inbox = await session.get(t.InboxRow, channel.inbox_id)
             conversation, new, reopened = await self._find_conversation(
-                session, channel, contact, address, inbound, now
+                session, channel, inbox, contact, address, inbound, now
             )
+            if inbox is None or conversation.inbox_id != inbox.id:  # moved to another inbox by a rule
+                inbox = await session.get(t.InboxRow, conversation.inbox_id)
             message = t.Message(
                 account_id=channel.account_id,
                 conversation_id=conversation.id,
@@ -166,7 +172,7 @@ class InboundPipeline:
                 conversation.last_activity_at = now
             await session.flush()
 
-            ctx = InboundContext(channel, contact, conversation, message, inbound, new, reopened, now)
+            ctx = InboundContext(channel, inbox, contact, conversation, message, inbound, new, reopened, now)
             for hook in self.hooks if not held else ():
                 await hook(session, ctx)
             await session.flush()
@@ -208,6 +214,7 @@ class InboundPipeline:
         self,
         session: AsyncSession,
         channel: t.Channel,
+        inbox: t.InboxRow | None,
         contact: t.Contact,
         address: str,
         inbound: InboundMessage,
@@ -254,7 +261,6 @@ class InboundPipeline:
             reopened = True
         if conversation is not None:
             return conversation, False, reopened
-        inbox = await session.get(t.InboxRow, channel.inbox_id)
         conversation = t.Conversation(
             account_id=channel.account_id,
             inbox_id=channel.inbox_id,
