@@ -52,6 +52,7 @@ class Database:
         self._read_engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._read_sessions: async_sessionmaker[AsyncSession] | None = None
+        self._checkpointer: sqlite_inline.Checkpointer | None = None
         # Events are published after commit; this is called with nothing once a write committed events.
         self.after_commit: list[Callable[[], None]] = []
         # SQLite has one writer. Queuing writers here (FIFO, no polling) instead of in SQLite's busy
@@ -83,6 +84,7 @@ class Database:
                 self.url, async_creator=lambda: sqlite_inline.connect(path), echo=self._echo
             )
             _sqlite_tuning(read_engine, begin="BEGIN")
+            self._checkpointer = sqlite_inline.Checkpointer(path, self._write_lock)
         else:
             engine = read_engine = create_async_engine(
                 self.url, echo=self._echo, pool_size=10, max_overflow=20, pool_pre_ping=True
@@ -93,6 +95,8 @@ class Database:
         self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         if self._read_engine is not None and self._read_engine is not self._engine:
             await self._read_engine.dispose()
         if self._engine is not None:
@@ -118,6 +122,8 @@ class Database:
             try:
                 yield session
                 await session.commit()
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
             except BaseException:
                 await asyncio.shield(session.rollback())
                 raise

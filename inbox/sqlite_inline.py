@@ -17,11 +17,14 @@ SQLAlchemy's aiosqlite dialect takes this object through ``create_async_engine(a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 BUSY_TIMEOUT_MS = 30_000
+_LOGGER = logging.getLogger(__name__)
 
 
 class InlineCursor:
@@ -120,4 +123,49 @@ async def connect(path: str) -> InlineConnection:
     # check_same_thread is off only for the BEGIN hand-off above; the connection is never used by two
     # threads at once (the pool hands it to one session, and that session awaits the BEGIN).
     conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # Checkpointer does it off the loop
     return InlineConnection(conn)
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file on a worker thread, every ``every`` commits.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages, with an fsync:
+    on the loop's thread that stalled every connection for tens of milliseconds. Connections from
+    ``connect`` have it off; this checkpoints on its own connection instead, holding the writers' lock
+    so that it completes (and the next write starts the WAL over instead of growing it). Writers wait
+    meanwhile, as they did for the automatic one; the loop and readers don't.
+    """
+
+    def __init__(self, path: str, write_lock: asyncio.Lock, every: int = 200) -> None:
+        self._path = path
+        self._write_lock = write_lock
+        self._every = every
+        self._commits = 0
+        self._running: asyncio.Task[None] | None = None
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits >= self._every and (self._running is None or self._running.done()):
+            self._commits = 0
+            self._running = asyncio.create_task(self._run(), name="sqlite-checkpoint")
+
+    async def _run(self) -> None:
+        try:
+            async with self._write_lock:
+                await asyncio.to_thread(self._checkpoint)
+        except sqlite3.Error:  # the next one catches up; the WAL only grows meanwhile
+            _LOGGER.exception("WAL checkpoint failed")
+
+    def _checkpoint(self) -> None:
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        if self._running is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._running
+            self._running = None
