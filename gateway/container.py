@@ -7,6 +7,7 @@ channel adapters, and re-dispatches what a crash left queued. ``stop`` undoes it
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -35,6 +36,7 @@ from inbox.model import ChannelKind
 from inbox.outbox import Outbox
 from inbox.quota import Quota
 from inbox.schema import migrate
+from inbox.tables import Event
 from inbox.windows import WindowPolicy
 from routing.assignment import Assigner, QueueWatcher
 from routing.engine import RoutingHook
@@ -72,15 +74,19 @@ class Container:
         """The RQ queue when scaled out, else None."""
         return self.jobs if isinstance(self.jobs, RqJobs) else None
 
+    def _committed(self, events: Sequence[Event]) -> None:
+        """After a commit that wrote events: fan them out; mail may have been queued with them."""
+        self.bus.committed_here(events)
+        self.mail.poke()
+
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db.connect()
         await migrate(self.db)
         if self.role == "gateway":
             await self.bus.start()
-        for callback in (self.bus.poke_local_and_remote, self.mail.poke):
-            if callback not in self.db.after_commit:  # a container may be started again
-                self.db.after_commit.append(callback)
+        if self._committed not in self.db.after_commit:  # a container may be started again
+            self.db.after_commit.append(self._committed)
         if self.pokes is not None:
             await self.pokes.start()
         await self.jobs.start()

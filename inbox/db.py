@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,8 +53,8 @@ class Database:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._read_sessions: async_sessionmaker[AsyncSession] | None = None
         self._checkpointer: sqlite_inline.Checkpointer | None = None
-        # Events are published after commit; this is called with nothing once a write committed events.
-        self.after_commit: list[Callable[[], None]] = []
+        # Events are published after commit: each callback gets the event rows a write committed.
+        self.after_commit: list[Callable[[Sequence[Any]], None]] = []
         # SQLite has one writer. Queuing writers here (FIFO, no polling) instead of in SQLite's busy
         # handler, which sleeps in growing steps, keeps write latency flat under concurrency.
         self._write_lock = asyncio.Lock()
@@ -127,9 +127,10 @@ class Database:
             except BaseException:
                 await asyncio.shield(session.rollback())
                 raise
-        if session.info.get("events_written"):
+        events = session.info.get("events")
+        if events:
             for callback in self.after_commit:
-                callback()
+                callback(events)
 
 
 def _sqlite_tuning(engine: AsyncEngine, *, begin: str) -> None:

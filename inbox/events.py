@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,17 +41,17 @@ async def record_event(
 ) -> None:
     """Append one event to the log inside the caller's transaction."""
     await hold_event_lock(session)
-    session.add(
-        Event(
-            account_id=account_id,
-            type=type_,
-            inbox_id=inbox_id,
-            conversation_id=conversation_id,
-            payload=payload,
-            created_at=now,
-        )
+    event = Event(
+        account_id=account_id,
+        type=type_,
+        inbox_id=inbox_id,
+        conversation_id=conversation_id,
+        payload=payload,
+        created_at=now,
     )
-    session.info["events_written"] = True
+    session.add(event)
+    # Database.write hands these to its after-commit callbacks (EventBus.committed_here).
+    session.info.setdefault("events", []).append(event)
 
 
 async def hold_event_lock(session: AsyncSession) -> None:
@@ -129,8 +129,18 @@ class EventBus:
         """Called after a commit that wrote events (here or, through Redis, in another process)."""
         self._wake.set()
 
-    def poke_local_and_remote(self) -> None:
-        self.poke()
+    def committed_here(self, rows: Sequence[Event]) -> None:
+        """A commit in this process wrote ``rows``: fan them out, and tell the other processes.
+
+        When they are the log's next ids (always, with one SQLite writer) they go out as they are,
+        without reading them back; after a gap (another process wrote in between) the log is read.
+        """
+        ids = [row.id for row in rows]
+        if ids == list(range(self._last_id + 1, self._last_id + 1 + len(ids))):
+            for row in rows:
+                self._deliver(event_view(row))
+        else:
+            self.poke()
         for callback in self.on_poke:
             callback()
 
@@ -176,15 +186,18 @@ class EventBus:
             if not rows:
                 return
             for row in rows:
-                view = event_view(row)
-                for sub in list(self._subscribers):
-                    if sub.account_id is not None and sub.account_id != row.account_id:
-                        continue
-                    try:
-                        sub.queue.put_nowait(view)
-                    except asyncio.QueueFull:
-                        sub.overflowed.set()
-                        self._subscribers.discard(sub)
-                self._last_id = row.id
+                if row.id > self._last_id:  # not handed out directly while this read ran
+                    self._deliver(event_view(row))
             if len(rows) < DRAIN_BATCH:  # nothing more committed yet: no extra read to find out
                 return
+
+    def _deliver(self, view: LiveEvent) -> None:
+        for sub in list(self._subscribers):
+            if sub.account_id is not None and sub.account_id != view.account_id:
+                continue
+            try:
+                sub.queue.put_nowait(view)
+            except asyncio.QueueFull:
+                sub.overflowed.set()
+                self._subscribers.discard(sub)
+        self._last_id = view.id

@@ -39,7 +39,7 @@ class InlineCursor:
         try:
             self._cursor.execute(sql, parameters or ())
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # also BUSY_RECOVERY etc.
                 raise
             # The lock is taken (by another process): do what SQLite's busy handler does, retry the
             # statement until it gets the lock, but on a worker thread instead of on the loop.
