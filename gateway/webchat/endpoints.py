@@ -35,7 +35,7 @@ from gateway.adapters import UnknownChannelError
 from gateway.api.context import container_of
 from gateway.webchat import store
 from gateway.webchat.hook import visitor_context
-from gateway.webchat.hub import WIDGET_HUB
+from gateway.webchat.hub import WIDGET_HUB, WidgetHub
 from gateway.webchat.hub import install as install_hub
 from gateway.webchat.origin import origin_refusal
 from gateway.webchat.sockets import Chat, VisitorSocket
@@ -180,26 +180,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
     chat.adapter.attach(visitor, sock)
     hub.add(sock)
     try:
-        async with chat.c.db.read() as session:
-            conv_ids = await store.visitor_conversation_ids(session, chat.channel.id, visitor.address)
-            conversations = [c for c in [await session.get(t.Conversation, i) for i in conv_ids] if c]
-            rows = await store.history(session, conv_ids, after)
-            frames = [await chat.renderer.frame(session, m, visitor.address) for m in rows]
-            presence = await store.presence(session, chat.channel, chat.adapter.config, chat.c.clock())
-        for conversation_id in conv_ids:
-            hub.remember(conversation_id, chat.channel.id, visitor.address)
-        await sock.send_now(
-            {
-                "type": "hello",
-                "presence": presence,
-                "verified": visitor.verified,
-                "agent_read_up_to": store.agent_read_up_to(conversations),
-                "resumed": after > 0,
-            }
-        )
-        for frame in frames:
-            await sock.send_now(frame)
-        await sock.send_now({"type": "ready", "last_id": max([after, *(f["id"] for f in frames)])})
+        await _opening(hub, sock, after)
         sock.start()
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -223,6 +204,32 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close()
     return ws
+
+
+async def _opening(hub: WidgetHub, sock: VisitorSocket, after: int) -> None:
+    """hello, the history after ``after`` (or the newest page), ready. A function of its own so that
+    nothing it read stays referenced for as long as the tab is open."""
+    chat, visitor = sock.chat, sock.visitor
+    async with chat.c.db.read() as session:
+        conv_ids = await store.visitor_conversation_ids(session, chat.channel.id, visitor.address)
+        conversations = [c for c in [await session.get(t.Conversation, i) for i in conv_ids] if c]
+        rows = await store.history(session, conv_ids, after)
+        frames = [await chat.renderer.frame(session, m, visitor.address) for m in rows]
+        presence = await store.presence(session, chat.channel, chat.adapter.config, chat.c.clock())
+    for conversation_id in conv_ids:
+        hub.remember(conversation_id, chat.channel.id, visitor.address)
+    await sock.send_now(
+        {
+            "type": "hello",
+            "presence": presence,
+            "verified": visitor.verified,
+            "agent_read_up_to": store.agent_read_up_to(conversations),
+            "resumed": after > 0,
+        }
+    )
+    for frame in frames:
+        await sock.send_now(frame)
+    await sock.send_now({"type": "ready", "last_id": max([after, *(f["id"] for f in frames)])})
 
 
 async def _handle_frame(sock: VisitorSocket, data: str, ip: str) -> None:
