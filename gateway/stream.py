@@ -222,6 +222,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 client.last = event.id
             if len(batch) < 1000 or ws.closed:
                 break
+        if ws.closed:
+            return ws  # fell behind during the replay (``finally`` cleans up)
         await ws.send_str(json.dumps({"type": "stream.ready", "after": client.last}))
         hub.go_live(client)
         async for message in ws:
