@@ -49,10 +49,12 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-def write_frame(ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None, frame: bytes) -> bool:
+def write_frame(ws: web.WebSocketResponse, transport: asyncio.Transport | None, frame: bytes) -> bool:
     """Write a pre-built frame now. False when it was not written (socket closing) or when the socket now
-    holds more than ``SLOW_CLIENT_BYTES`` unsent: the caller closes it with ``CLOSE_FELL_BEHIND``."""
-    if ws.closed or not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+    holds more than ``SLOW_CLIENT_BYTES`` unsent: the caller closes it with ``CLOSE_FELL_BEHIND``.
+
+    ``transport`` is ``request.transport`` (duck-typed: uvloop's transports are not asyncio classes)."""
+    if ws.closed or transport is None or transport.is_closing():
         return False
     transport.write(frame)
     return transport.get_write_buffer_size() <= SLOW_CLIENT_BYTES

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 import gateway.fanout
+from gateway.cli import run_loop
 from tests.gateway.widget_tabs import Tab
 from tests.gateway.widget_tabs import open_tab as open_widget
 from tests.harness import Gateway, start_gateway
@@ -137,3 +138,33 @@ async def test_a_slow_stream_client_is_closed_and_resumes_with_nothing_lost(
             event = await again.next(lambda e: e["type"] == "message.created")
             received.append(event["data"]["message"]["id"])
         assert received == posted
+
+
+def test_live_frames_flow_on_uvloop_too(tmp_path: Path):
+    """The fan-outs write to the socket's transport directly; uvloop's transports must take it."""
+
+    async def scenario() -> None:
+        gw = await start_gateway(tmp_path)
+        try:
+            status, _ = await gw.api(
+                "POST",
+                "/channels",
+                json_body={"inbox_id": 1, "kind": "webchat", "name": "Chat", "config": {"token": TOKEN}},
+            )
+            assert status == 201
+            stream = await gw.stream()
+            await stream.ready()
+            tab = await open_tab(gw, KEY_A)
+            await tab.ws.send_json({"type": "message", "client_id": "u1", "text": "on uvloop"})
+            conversation_id = (await tab.next("message"))["conversation_id"]
+            event = await stream.next(lambda e: e["type"] == "message.created")
+            assert event["data"]["message"]["text"] == "on uvloop"
+            await gw.api("POST", f"/conversations/{conversation_id}/typing", json_body={"typing": True})
+            assert (await tab.next("typing"))["typing"] is True
+            await gw.api("PATCH", "/users/me", json_body={"availability": "online"})
+            assert (await tab.next("presence"))["presence"] == "online"
+            await stream.next(lambda e: e["type"] == "user.presence")
+        finally:
+            await gw.close()
+
+    run_loop(scenario(), "uvloop")
