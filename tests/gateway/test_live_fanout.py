@@ -143,7 +143,7 @@ async def test_a_slow_stream_client_is_closed_and_resumes_with_nothing_lost(
 def test_live_frames_flow_on_uvloop_too(tmp_path: Path):
     """The fan-outs write to the socket's transport directly; uvloop's transports must take it."""
 
-    async def scenario() -> None:
+    async def scenario() -> int:
         gw = await start_gateway(tmp_path)
         try:
             status, _ = await gw.api(
@@ -164,7 +164,8 @@ def test_live_frames_flow_on_uvloop_too(tmp_path: Path):
             await gw.api("PATCH", "/users/me", json_body={"availability": "online"})
             assert (await tab.next("presence"))["presence"] == "online"
             await stream.next(lambda e: e["type"] == "user.presence")
+            return 0
         finally:
             await gw.close()
 
-    run_loop(scenario(), "uvloop")
+    assert run_loop(scenario(), "uvloop") == 0
