@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import Proc, free_port, start_gateway, summary_ms, wait_http
+from bench.common import Proc, cpu_seconds, free_port, peak_rss_mb, start_gateway, summary_ms, wait_http
 
 BASELINE_SERVER = r"""
 import sys
@@ -42,9 +42,12 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 
 
 async def _drive(
-    connect: Any, post: Any, agents: int, rate: float, duration: float
-) -> tuple[list[float], int, int]:
-    """Open ``agents`` sockets, post ``rate`` messages/s for ``duration`` s, collect latencies."""
+    connect: Any, post: Any, agents: int, rate: float, duration: float, pid: int
+) -> tuple[list[float], int, int, float]:
+    """Open ``agents`` sockets, post ``rate`` messages/s for ``duration`` s, collect latencies.
+
+    Also returns the server's CPU seconds from the first post until every frame arrived (or the wait
+    ended): the cost of the load itself, without start-up and connecting."""
     latencies: list[float] = []
     expected = int(rate * duration)
     done = asyncio.Event()
@@ -66,6 +69,7 @@ async def _drive(
 
     sockets = [await _ready(await connect()) for _ in range(agents)]
     readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+    cpu_before = cpu_seconds(pid)
     start = time.monotonic()
     posts: set[asyncio.Future[Any]] = set()
     for i in range(expected):
@@ -77,11 +81,12 @@ async def _drive(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), timeout=duration + 30)
     await asyncio.gather(*posts, return_exceptions=True)
+    load_cpu = cpu_seconds(pid) - cpu_before
     for ws in sockets:
         await ws.close()
     for r in readers:
         r.cancel()
-    return latencies, received, expected * agents
+    return latencies, received, expected * agents, load_cpu
 
 
 async def _ready(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.ClientWebSocketResponse:
@@ -114,7 +119,7 @@ async def run(
         base = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(port)])
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", base)
-            lat, got, want = await _drive(
+            lat, got, want, load_cpu = await _drive(
                 lambda: http.ws_connect(f"http://127.0.0.1:{port}/ws", max_msg_size=0),
                 lambda i: http.post(
                     f"http://127.0.0.1:{port}/publish", data=json.dumps({"sent_at": time.time()})
@@ -122,8 +127,16 @@ async def run(
                 agents,
                 rate,
                 duration,
+                base.pid,
             )
-            results["baseline"] = {**summary_ms(lat), "delivered": got, "expected": want}
+            results["baseline"] = {
+                **summary_ms(lat),
+                "delivered": got,
+                "expected": want,
+                "load_cpu_s": round(load_cpu, 2),
+                "cpu_s": round(cpu_seconds(base.pid), 2),
+                "peak_rss_mb": peak_rss_mb(base.pid),
+            }
         finally:
             base.terminate()
             base.wait(10)
@@ -141,14 +154,21 @@ async def run(
                     await resp.read()
 
             profiler = gw.profile("fanout", duration + 2)
-            lat, got, want = await _drive(
+            lat, got, want, load_cpu = await _drive(
                 lambda: http.ws_connect(f"{gw.base_url}/api/v1/stream", headers=auth, max_msg_size=0),
                 post,
                 agents,
                 rate,
                 duration,
+                gw.popen.pid,
             )
-            results["gateway"] = {**summary_ms(lat), "delivered": got, "expected": want, **gw.usage()}
+            results["gateway"] = {
+                **summary_ms(lat),
+                "delivered": got,
+                "expected": want,
+                "load_cpu_s": round(load_cpu, 2),
+                **gw.usage(),
+            }
             if profiler is not None:
                 profiler.wait(60)
         finally:

@@ -18,7 +18,7 @@ from gateway.api.spec import openapi_document, register
 from gateway.container import Container
 from gateway.metrics import CONTENT_TYPE
 from gateway.simulator import mount_simulator
-from gateway.stream import stream
+from gateway.stream import add_routes as add_stream_routes
 from gateway.webchat import agent_api as webchat_api
 from gateway.webchat.endpoints import add_routes as add_webchat_routes
 from gateway.webhooks import add_routes as add_webhook_routes
@@ -51,7 +51,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     )
     app[OPENAPI] = openapi_document(ops, API_PREFIX)
     app.router.add_get(f"{API_PREFIX}/openapi.json", _openapi)
-    app.router.add_get(f"{API_PREFIX}/stream", stream)
+    add_stream_routes(app, API_PREFIX)
     app[PUBLIC_PATHS] = frozenset(
         {f"{API_PREFIX}/openapi.json"} | {API_PREFIX + op.path for op in ops if op.public}
     )

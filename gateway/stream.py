@@ -2,49 +2,197 @@
 
 On connect the client first gets every event after ``after`` that it may see (from the log), then live
 events as they commit, in id order with no gap and no repeat. Without ``after`` it starts from now.
-A client that falls too far behind is closed with code 4000 and resumes with ``after=``.
+A client that falls too far behind (more than ``SLOW_CLIENT_BYTES`` unsent, or too many events queued
+while its log replay runs) is closed with code 4000 and resumes with ``after=``.
+
+One ``StreamHub`` per process fans events out (see gateway/fanout.py): per event it checks visibility
+against a per-process cache of inbox members (read once per inbox, refreshed at most every
+``MEMBERS_TTL`` seconds, so membership changes reach open streams within that time), builds the frame
+once, and writes it to every client that may see it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+from collections import deque
+from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from sqlalchemy import select
 
-from gateway.api.context import container_of, user_of
+from gateway.api.context import CONTAINER, container_of, user_of
 from gateway.api.errors import ApiError
+from gateway.fanout import (
+    CLOSE_FELL_BEHIND,
+    OrderedListener,
+    close_fell_behind,
+    text_frame,
+    write_frame,
+)
 from inbox import tables as t
-from inbox.access import is_admin, visible_inbox_ids
-from inbox.events import LiveEvent
+from inbox.access import is_admin
+from inbox.db import Database
+from inbox.events import EventBus, LiveEvent
 
-CLOSE_FELL_BEHIND = 4000
+__all__ = ["CLOSE_FELL_BEHIND", "StreamHub", "add_routes", "stream"]
+
+MEMBERS_TTL = 1.0  # seconds an inbox's member list is trusted
+MAX_REPLAY_BACKLOG = 10_000  # live events held for a client while its log replay runs
 
 
-class _Visibility:
-    """Which events this user may see. Agents' inbox sets are refreshed when an unknown inbox shows up."""
+class _Client:
+    """One stream socket. ``pending`` holds live events while the log is replayed; None once live."""
 
-    def __init__(self, request: web.Request, user: t.User) -> None:
-        self._request = request
-        self._user = user
-        self._inboxes: set[int] = set()
-        self._admin = is_admin(user)
+    __slots__ = ("account_id", "admin", "last", "pending", "transport", "user_id", "ws")
 
-    async def load(self) -> None:
-        async with container_of(self._request).db.read() as session:
-            self._inboxes = await visible_inbox_ids(session, self._user)
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, user: t.User, last: int) -> None:
+        self.ws = ws
+        self.transport = request.transport
+        self.user_id = user.id
+        self.account_id = user.account_id
+        self.admin = is_admin(user)
+        self.last = last
+        self.pending: deque[LiveEvent] | None = deque()
 
-    async def allows(self, event: LiveEvent) -> bool:
-        if self._admin or event.inbox_id is None or event.inbox_id in self._inboxes:
+
+class StreamHub(OrderedListener):
+    """Every stream socket of this process, by account; one bus listener for all of them."""
+
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        super().__init__("stream")
+        self._db = db
+        self._bus = bus
+        self._clients: dict[int, set[_Client]] = {}
+        self._members: dict[int, tuple[float, frozenset[int]]] = {}  # inbox -> (read at, user ids)
+        self.position = 0  # the last event handed to every live client
+
+    def start(self) -> None:
+        self._bus.listen(self)
+
+    async def close(self) -> None:
+        self._bus.unlisten(self)
+        await super().close()
+
+    def add(self, client: _Client) -> None:
+        self._clients.setdefault(client.account_id, set()).add(client)
+
+    def remove(self, client: _Client) -> None:
+        clients = self._clients.get(client.account_id)
+        if clients is not None:
+            clients.discard(client)
+            if not clients:
+                del self._clients[client.account_id]
+
+    # -- visibility -------------------------------------------------------------------------------------
+
+    def _fresh_members(self, inbox_id: int) -> frozenset[int] | None:
+        cached = self._members.get(inbox_id)
+        if cached is None or asyncio.get_running_loop().time() - cached[0] > MEMBERS_TTL:
+            return None
+        return cached[1]
+
+    async def members(self, inbox_id: int) -> frozenset[int]:
+        """Who (besides admins) may see this inbox's events: one read per inbox per ``MEMBERS_TTL``."""
+        fresh = self._fresh_members(inbox_id)
+        if fresh is not None:
+            return fresh
+        async with self._db.read() as session:
+            ids = frozenset(
+                await session.scalars(select(t.InboxMember.user_id).where(t.InboxMember.inbox_id == inbox_id))
+            )
+        self._members[inbox_id] = (asyncio.get_running_loop().time(), ids)
+        return ids
+
+    async def visible(self, client: _Client, event: LiveEvent) -> bool:
+        if client.admin or event.inbox_id is None:
             return True
-        await self.load()  # membership may have changed since connect
-        return event.inbox_id in self._inboxes
+        return client.user_id in await self.members(event.inbox_id)
+
+    # -- fan-out ---------------------------------------------------------------------------------------
+
+    def handle_now(self, event: LiveEvent) -> bool:
+        clients = self._clients.get(event.account_id)
+        if not clients:
+            self.position = event.id
+            return True
+        members = None
+        if event.inbox_id is not None:
+            members = self._fresh_members(event.inbox_id)
+            if members is None and not all(c.admin for c in clients):
+                return False  # read the members first (handle)
+        self._dispatch(event, clients, members)
+        return True
+
+    async def handle(self, event: LiveEvent) -> None:
+        members = None
+        if event.inbox_id is not None and self._clients.get(event.account_id):
+            members = await self.members(event.inbox_id)
+        self._dispatch(event, self._clients.get(event.account_id) or set(), members)
+
+    def _dispatch(self, event: LiveEvent, clients: set[_Client], members: frozenset[int] | None) -> None:
+        frame: bytes | None = None
+        for client in list(clients):
+            if event.id <= client.last:
+                continue  # already sent from the log
+            if not (client.admin or members is None or client.user_id in members):
+                continue  # members is None: no inbox (everyone sees it) or only admins listening
+            if client.pending is not None:  # still replaying the log: keep it for after
+                if len(client.pending) >= MAX_REPLAY_BACKLOG:
+                    self._fell_behind(client)
+                else:
+                    client.pending.append(event)
+                continue
+            if frame is None:
+                frame = text_frame(event.json.encode())
+            self._write(client, frame, event.id)
+        self.position = event.id
+
+    def _write(self, client: _Client, frame: bytes, event_id: int) -> None:
+        if write_frame(client.ws, client.transport, frame):
+            client.last = event_id
+        elif not client.ws.closed:
+            self._fell_behind(client)
+
+    def _fell_behind(self, client: _Client) -> None:
+        self.remove(client)
+        close_fell_behind(self.background, client.ws)
+
+    def go_live(self, client: _Client) -> None:
+        """The log replay is done: send what arrived meanwhile, then write live events as they come."""
+        pending, client.pending = client.pending or deque(), None
+        for event in pending:
+            if event.id > client.last:
+                self._write(client, text_frame(event.json.encode()), event.id)
+
+    def give_up(self) -> None:
+        for clients in list(self._clients.values()):
+            for client in list(clients):
+                self._fell_behind(client)
+
+
+STREAM_HUB = web.AppKey("stream_hub", StreamHub)
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    """The stream route and its hub (one per app, listening to the container's bus while it runs)."""
+    c = app[CONTAINER]
+    hub = StreamHub(c.db, c.bus)
+    app[STREAM_HUB] = hub
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        hub.start()
+        yield
+        await hub.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get(f"{prefix}/stream", stream)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     c = container_of(request)
+    hub = request.app[STREAM_HUB]
     raw_after = request.query.get("after")
     try:
         after = int(raw_after) if raw_after is not None else None
@@ -55,60 +203,40 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if after is not None and after < 0:
         raise ApiError(400, "bad_after", "after must not be negative")
 
-    ws = web.WebSocketResponse(heartbeat=25)
+    # No per-message deflate: the hub writes one pre-built plain frame to every client.
+    ws = web.WebSocketResponse(heartbeat=25, compress=False)
     await ws.prepare(request)
-    visibility = _Visibility(request, user)
-    await visibility.load()
-    # Subscribe before reading the log (in pump) so nothing committed in between is missed.
-    subscription = c.bus.subscribe(user.account_id)
-    last = after if after is not None else c.bus.last_id
-
-    async def pump() -> None:
-        nonlocal last
-        while True:  # the log first, in pages
-            batch = await c.bus.backlog(user.account_id, last, 1000)
-            for event in batch:
-                if await visibility.allows(event):
-                    await ws.send_str(event.json)
-                last = event.id
-            if len(batch) < 1000:
-                break
-        await ws.send_str(json.dumps({"type": "stream.ready", "after": last}))
-        while True:
-            get = asyncio.ensure_future(subscription.queue.get())
-            behind = asyncio.ensure_future(subscription.overflowed.wait())
-            try:
-                done, _ = await asyncio.wait({get, behind}, return_when=asyncio.FIRST_COMPLETED)
-            finally:  # also when this task is cancelled: leave no pending waiter behind
-                for waiter in (get, behind):
-                    if not waiter.done():
-                        waiter.cancel()
-            if get not in done:
-                await ws.close(code=CLOSE_FELL_BEHIND, message=b"fell behind; reconnect with after=")
-                return
-            event = get.result()
-            if event.id <= last:  # already sent from the log
-                continue
-            if await visibility.allows(event):
-                await ws.send_str(event.json)
-            last = event.id
-
-    sender = asyncio.create_task(pump())
+    # Registered before the log is read, so nothing committed in between is missed; live events wait
+    # in ``pending`` until the replay is done.
+    client = _Client(ws, request, user, after if after is not None else c.bus.last_id)
+    hub.add(client)
     c.metrics.websocket_clients.inc()
     try:
+        while True:  # the log first, in pages
+            batch = await c.bus.backlog(user.account_id, client.last, 1000)
+            for event in batch:
+                if ws.closed:  # fell behind while replaying: it resumes later
+                    break
+                if await hub.visible(client, event):
+                    await ws.send_str(event.json)
+                client.last = event.id
+            if len(batch) < 1000 or ws.closed:
+                break
+        if ws.closed:
+            return ws  # fell behind during the replay (``finally`` cleans up)
+        await ws.send_str(json.dumps({"type": "stream.ready", "after": client.last}))
+        hub.go_live(client)
         async for message in ws:
             if message.type == WSMsgType.TEXT and message.data == "ping":
-                await ws.send_str(json.dumps({"type": "pong", "after": last}))
+                position = client.last if client.pending is not None else max(client.last, hub.position)
+                await ws.send_str(json.dumps({"type": "pong", "after": position}))
             elif message.type == WSMsgType.ERROR:
                 break
-            if sender.done():
-                break
+    except ConnectionResetError:
+        pass  # the client went away during the replay
     finally:
         c.metrics.websocket_clients.dec()
-        c.bus.unsubscribe(subscription)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-            await sender
+        hub.remove(client)
         if not ws.closed:
             await ws.close(code=WSCloseCode.GOING_AWAY)
     return ws

@@ -108,6 +108,9 @@ class EventBus:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._subscribers: set[Subscription] = set()
+        # Called synchronously with each event in id order; for fan-outs that index their own clients
+        # (one listener per process instead of one queue per socket). A listener must not block.
+        self._listeners: list[Callable[[LiveEvent], None]] = []
         self._wake = asyncio.Event()
         self._last_id = 0
         self._task: asyncio.Task[None] | None = None
@@ -156,6 +159,14 @@ class EventBus:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
 
+    def listen(self, listener: Callable[[LiveEvent], None]) -> None:
+        """Call ``listener(event)`` for every event this process hands out, in id order."""
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[LiveEvent], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
     async def backlog(self, account_id: int, after: int, limit: int = 1000) -> list[LiveEvent]:
         async with self._db.read() as session:
             rows = await session.scalars(
@@ -200,4 +211,9 @@ class EventBus:
             except asyncio.QueueFull:
                 sub.overflowed.set()
                 self._subscribers.discard(sub)
+        for listener in list(self._listeners):
+            try:
+                listener(view)
+            except Exception:  # one faulty listener must not stop the others or the bus
+                _LOGGER.exception("event listener failed on event %s", view.id)
         self._last_id = view.id

@@ -17,7 +17,6 @@ so a resume that overlaps a live push shows nothing twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import html
 import json
@@ -34,10 +33,12 @@ from channels.webchat.adapter import Refused, WebchatAdapter
 from channels.webchat.identity import Visitor
 from gateway.adapters import UnknownChannelError
 from gateway.api.context import container_of
-from gateway.container import Container
 from gateway.webchat import store
 from gateway.webchat.hook import visitor_context
+from gateway.webchat.hub import WIDGET_HUB, WidgetHub
+from gateway.webchat.hub import install as install_hub
 from gateway.webchat.origin import origin_refusal
+from gateway.webchat.sockets import Chat, VisitorSocket
 from inbox import tables as t
 from inbox.events import record_event
 from inbox.identities import InvalidAddress, normalize_email
@@ -56,25 +57,7 @@ def _client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-class _Chat:
-    """The channel, its adapter and the container for one visitor request."""
-
-    def __init__(self, c: Container, channel: t.Channel, adapter: WebchatAdapter) -> None:
-        self.c = c
-        self.channel = channel
-        self.adapter = adapter
-        self.token = adapter.config.token
-        self.renderer = store.Renderer(self.token, adapter.signing_secret, adapter.reply_id)
-
-    def cors(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if origin:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-        return response
-
-
-async def _chat(request: web.Request) -> _Chat | web.Response:
+async def _chat(request: web.Request) -> Chat | web.Response:
     """Resolve the token and check the Origin; a Response is a refusal to return as is."""
     c = container_of(request)
     channel = await store.channel_by_token(c.db, request.match_info["token"])
@@ -92,7 +75,7 @@ async def _chat(request: web.Request) -> _Chat | web.Response:
             "webchat %s: refused origin %s from %s", channel.id, refused[:200], _client_ip(request)
         )
         return _json_error(403, "origin_refused", f"this chat may not be embedded on {refused[:200]}")
-    return _Chat(c, channel, adapter)
+    return request.app[WIDGET_HUB].chat(channel, adapter)
 
 
 _UNPROCESSABLE = ("file_type_refused", "empty_file", "message_too_long", "empty_message", "bad_client_id")
@@ -170,143 +153,6 @@ class _MessageFrame(BaseModel):
     profile: _Profile = Field(default_factory=_Profile)
 
 
-class _Socket:
-    """One widget tab. Everything written to it goes through one queue and one writer task.
-
-    Frames come from this process's adapter (the fast path) and from the event log (``_follow``), so a
-    reply sent by a worker in another process, or a read marker set there, still arrives; both paths
-    carry message ids and the writer sends each message once.
-    """
-
-    def __init__(self, ws: web.WebSocketResponse, chat: _Chat, visitor: Visitor) -> None:
-        self.ws = ws
-        self.chat = chat
-        self.visitor = visitor
-        self.queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=1000)
-        self.sent_ids: set[int] = set()
-        self.last_typing = 0.0
-        self.typing = False
-        self._writer: asyncio.Task[None] | None = None
-        self._follower: asyncio.Task[None] | None = None
-        self._closing: asyncio.Task[bool] | None = None
-        # Subscribed before the history is read, so nothing committed in between is missed.
-        self._subscription = chat.c.bus.subscribe(chat.channel.account_id)
-        self._mine: dict[int, bool] = {}  # conversation id -> is it this visitor's
-
-    async def deliver(self, frame: Mapping[str, Any]) -> None:
-        """Called by the adapter (replies, typing, presence) and by the reader (acks, echoes)."""
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            # A tab that stopped reading; closing makes it reconnect and resume from the history. In
-            # a task: the close handshake may take a while and the caller may be the outbox.
-            if self._closing is None:
-                self._closing = asyncio.create_task(
-                    self.ws.close(code=4000, message=b"fell behind; reconnect with after=")
-                )
-
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write(), name="webchat-writer")
-        self._follower = asyncio.create_task(self._follow(), name="webchat-follower")
-
-    async def stop(self) -> None:
-        self.chat.c.bus.unsubscribe(self._subscription)
-        for task in (self._follower, self._writer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-                    await task
-
-    async def _follow(self) -> None:
-        sub = self._subscription
-        while True:
-            get = asyncio.ensure_future(sub.queue.get())
-            behind = asyncio.ensure_future(sub.overflowed.wait())
-            try:
-                done, _ = await asyncio.wait({get, behind}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                # Cancelling a finished future is a no-op; this only stops the one still waiting (or
-                # both, when the task itself is cancelled).
-                get.cancel()
-                behind.cancel()
-            if get not in done:
-                await self.ws.close(code=4000, message=b"fell behind; reconnect with after=")
-                return
-            try:
-                await self._on_event(get.result().body)
-            except Exception:  # one odd event must not end the visitor's live updates
-                _LOGGER.exception("webchat %s: failed to follow an event", self.chat.channel.id)
-
-    async def _on_event(self, event: Mapping[str, Any]) -> None:
-        kind, data = event["type"], event.get("data") or {}
-        if kind == "user.presence":
-            async with self.chat.c.db.read() as session:
-                presence = await store.presence(
-                    session, self.chat.channel, self.chat.adapter.config, self.chat.c.clock()
-                )
-            await self.deliver({"type": "presence", "presence": presence})
-            return
-        conversation_id = event.get("conversation_id")
-        if conversation_id is None or not await self._is_mine(int(conversation_id), data):
-            return
-        message = data.get("message") or {}
-        if kind == "message.created" and message.get("kind") == "incoming":
-            await self.deliver({"type": "message", "id": message["id"]})  # another tab's message
-        elif (
-            kind == "message.updated"
-            and message.get("kind") == "outgoing"
-            and message.get("status") in ("sent", "delivered", "read")
-        ):
-            await self.deliver({"type": "message", "id": message["id"]})  # a reply, once it went out
-        elif kind == "conversation.read":
-            await self.deliver({"type": "read", "up_to": data.get("up_to", 0)})
-        elif kind == "conversation.typing" and data.get("who") == "agent":
-            await self.deliver(
-                {"type": "typing", "typing": bool(data.get("typing")), "name": data.get("name")}
-            )
-
-    async def _is_mine(self, conversation_id: int, data: Mapping[str, Any]) -> bool:
-        if conversation_id in self._mine:
-            return self._mine[conversation_id]
-        channel_id = (data.get("message") or {}).get("channel_id") or data.get("channel_id")
-        if channel_id is not None and channel_id != self.chat.channel.id:
-            return False  # another channel's conversation: no need to ask the database
-        async with self.chat.c.db.read() as session:
-            conversation = await session.get(t.Conversation, conversation_id)
-            mine = (
-                conversation is not None
-                and conversation.channel_id == self.chat.channel.id
-                and conversation.thread_key == self.visitor.address
-            )
-        self._mine[conversation_id] = mine
-        return mine
-
-    async def send_now(self, frame: Mapping[str, Any]) -> None:
-        if frame.get("type") == "message":
-            self.sent_ids.add(int(frame["id"]))
-        await self.ws.send_str(json.dumps(frame))
-
-    async def _write(self) -> None:
-        while True:
-            frame = await self.queue.get()
-            if frame.get("type") == "message":
-                if int(frame["id"]) in self.sent_ids:
-                    continue
-                if "created_at" not in frame:  # straight from adapter.send: add the agent's name
-                    full = await self._render(int(frame["id"]))
-                    frame = full or frame
-            if self.ws.closed:
-                return
-            await self.send_now(frame)
-
-    async def _render(self, message_id: int) -> dict[str, Any] | None:
-        async with self.chat.c.db.read() as session:
-            m = await store.visible_message(session, message_id, self.chat.channel.id)
-            if m is None:
-                return None
-            return await self.chat.renderer.frame(session, m, self.visitor.address)
-
-
 async def visitor_socket(request: web.Request) -> web.StreamResponse:
     chat = await _chat(request)
     if isinstance(chat, web.Response):
@@ -324,31 +170,17 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
     except ValueError:
         return _json_error(400, "bad_after", "after must be a message id")
 
-    ws = web.WebSocketResponse(heartbeat=25, max_msg_size=256 * 1024)
+    # No per-message deflate: widget frames are small, and each socket would hold its own zlib state.
+    ws = web.WebSocketResponse(heartbeat=25, max_msg_size=256 * 1024, compress=False)
     await ws.prepare(request)
-    sock = _Socket(ws, chat, visitor)
+    hub = request.app[WIDGET_HUB]
+    sock = hub.socket(ws, request, chat, visitor)
     # Attach before reading the history: a reply sent meanwhile is queued, and the id check drops it
     # if the history had it too.
     chat.adapter.attach(visitor, sock)
+    hub.add(sock)
     try:
-        async with chat.c.db.read() as session:
-            conv_ids = await store.visitor_conversation_ids(session, chat.channel.id, visitor.address)
-            conversations = [c for c in [await session.get(t.Conversation, i) for i in conv_ids] if c]
-            rows = await store.history(session, conv_ids, after)
-            frames = [await chat.renderer.frame(session, m, visitor.address) for m in rows]
-            presence = await store.presence(session, chat.channel, chat.adapter.config, chat.c.clock())
-        await sock.send_now(
-            {
-                "type": "hello",
-                "presence": presence,
-                "verified": visitor.verified,
-                "agent_read_up_to": store.agent_read_up_to(conversations),
-                "resumed": after > 0,
-            }
-        )
-        for frame in frames:
-            await sock.send_now(frame)
-        await sock.send_now({"type": "ready", "last_id": max([after, *(f["id"] for f in frames)])})
+        await _opening(hub, sock, after)
         sock.start()
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -363,15 +195,44 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
                 _LOGGER.exception("webchat %s: failed to handle a visitor frame", chat.channel.id)
                 await ws.close(code=1011, message=b"server error; reconnect")
                 break
+    except ConnectionResetError:
+        pass  # the tab went away while its history was sent
     finally:
         chat.adapter.detach(visitor, sock)
+        hub.remove(sock)
         await sock.stop()
         if not ws.closed:
             await ws.close()
     return ws
 
 
-async def _handle_frame(sock: _Socket, data: str, ip: str) -> None:
+async def _opening(hub: WidgetHub, sock: VisitorSocket, after: int) -> None:
+    """hello, the history after ``after`` (or the newest page), ready. A function of its own so that
+    nothing it read stays referenced for as long as the tab is open."""
+    chat, visitor = sock.chat, sock.visitor
+    async with chat.c.db.read() as session:
+        conv_ids = await store.visitor_conversation_ids(session, chat.channel.id, visitor.address)
+        conversations = [c for c in [await session.get(t.Conversation, i) for i in conv_ids] if c]
+        rows = await store.history(session, conv_ids, after)
+        frames = [await chat.renderer.frame(session, m, visitor.address) for m in rows]
+        presence = await store.presence(session, chat.channel, chat.adapter.config, chat.c.clock())
+    for conversation_id in conv_ids:
+        hub.remember(conversation_id, chat.channel.id, visitor.address)
+    await sock.send_now(
+        {
+            "type": "hello",
+            "presence": presence,
+            "verified": visitor.verified,
+            "agent_read_up_to": store.agent_read_up_to(conversations),
+            "resumed": after > 0,
+        }
+    )
+    for frame in frames:
+        await sock.send_now(frame)
+    await sock.send_now({"type": "ready", "last_id": max([after, *(f["id"] for f in frames)])})
+
+
+async def _handle_frame(sock: VisitorSocket, data: str, ip: str) -> None:
     try:
         frame = json.loads(data)
         if not isinstance(frame, dict):
@@ -426,7 +287,7 @@ def _context(raw: Mapping[str, Any], profile: _Profile) -> dict[str, Any]:
     return context
 
 
-async def _visitor_message(sock: _Socket, frame: dict[str, Any], ip: str) -> None:
+async def _visitor_message(sock: VisitorSocket, frame: dict[str, Any], ip: str) -> None:
     body = _MessageFrame.model_validate(frame)
     chat = sock.chat
     result = await chat.adapter.receive_text(
@@ -444,17 +305,18 @@ async def _visitor_message(sock: _Socket, frame: dict[str, Any], ip: str) -> Non
     await echo(chat, sock.visitor, result.message_id)
 
 
-async def echo(chat: _Chat, visitor: Visitor, message_id: int) -> None:
+async def echo(chat: Chat, visitor: Visitor, message_id: int) -> None:
     """Show a visitor's stored message in all their open tabs (the sender's included)."""
     async with chat.c.db.read() as session:
         m = await store.visible_message(session, message_id, chat.channel.id)
         if m is None:
             return
         frame = await chat.renderer.frame(session, m, visitor.address)
+    chat.remember(m.conversation_id, chat.channel.id, visitor.address)  # its events need no lookup
     await chat.adapter.push(visitor.address, frame)
 
 
-async def _visitor_typing(sock: _Socket, typing: bool) -> None:
+async def _visitor_typing(sock: VisitorSocket, typing: bool) -> None:
     now = asyncio.get_running_loop().time()
     if typing and sock.typing and now - sock.last_typing < TYPING_EVERY:
         return  # agents already know; repeated keystrokes are not news
@@ -484,7 +346,7 @@ async def _visitor_typing(sock: _Socket, typing: bool) -> None:
         )
 
 
-async def _visitor_profile(sock: _Socket, profile: _Profile) -> None:
+async def _visitor_profile(sock: VisitorSocket, profile: _Profile) -> None:
     """The offline form's email (and name) onto the visitor's contact, if they already wrote."""
     chat = sock.chat
     email = None
@@ -607,6 +469,7 @@ async def media(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
+    install_hub(app)
     app.router.add_get("/widget.js", widget_js)
     app.router.add_get("/demo/", demo_page)
     app.router.add_get("/webchat/{token}/config", widget_config)

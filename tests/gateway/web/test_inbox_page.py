@@ -8,6 +8,7 @@ import aiohttp
 from playwright.async_api import Page, expect
 
 from gateway.demo import AGENT_EMAIL
+from gateway.stream import STREAM_HUB
 from inbox.model import MessageStatus
 from tests.gateway.web.conftest import PageProblems, shot, sign_in
 from tests.harness import Gateway
@@ -239,8 +240,7 @@ async def test_the_page_resumes_the_stream_after_a_disconnect(page: Page, gw: Ga
     loop = await gw.loopback()
 
     # The server drops every stream (as it does for a client that fell behind)...
-    for subscription in list(gw.container.bus._subscribers):
-        subscription.overflowed.set()
+    gw.runner.app[STREAM_HUB].give_up()
     # ...and a message arrives around the time the page is disconnected.
     received = await loop.customer_writes("+15550008080", "sent while you were away", name="Kim")
     row = page.locator(f"#conversation-list [data-id='{received.conversation_id}']")

@@ -1,0 +1,207 @@
+"""The widget fan-out: routes the event log to the open widget tabs of this process.
+
+One bus listener per process (not one subscription and task per tab) and an index of open tabs by
+channel and visitor. Each event reaches only the tabs of the visitor whose conversation it concerns;
+events of channels with no open tab are dropped without a look at the database. Which visitor a
+conversation belongs to is read once per conversation per process (and learnt for free when a visitor
+connects or writes), not once per tab. Agent presence is read once per channel per change.
+
+The log path is what brings a reply sent by a worker in another process, a read marker set there or
+another tab's message to this process's tabs (with Redis, ``RedisPokes`` wakes the bus on every
+process); replies sent in this process also arrive straight from the adapter, and each tab sends a
+message id once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from channels.webchat.adapter import WebchatAdapter
+from channels.webchat.identity import Visitor
+from gateway.api.context import CONTAINER
+from gateway.container import Container
+from gateway.fanout import OrderedListener, close_fell_behind, text_frame
+from gateway.webchat import store
+from gateway.webchat.sockets import Chat, VisitorSocket
+from inbox import tables as t
+from inbox.events import LiveEvent
+
+MAX_THREADS = 200_000  # conversation -> visitor entries kept (each a few dozen bytes)
+
+
+def widget_frame(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a visitor's tab is told of an event of their conversation (None: nothing)."""
+    kind, data = body["type"], body.get("data") or {}
+    message = data.get("message") or {}
+    if kind == "message.created" and message.get("kind") == "incoming":
+        return {"type": "message", "id": message["id"]}  # another tab's message
+    if (
+        kind == "message.updated"
+        and message.get("kind") == "outgoing"
+        and message.get("status") in ("sent", "delivered", "read")
+    ):
+        return {"type": "message", "id": message["id"]}  # a reply, once it went out
+    if kind == "conversation.read":
+        return {"type": "read", "up_to": data.get("up_to", 0)}
+    if kind == "conversation.typing" and data.get("who") == "agent":
+        return {"type": "typing", "typing": bool(data.get("typing")), "name": data.get("name")}
+    return None
+
+
+def _channel_of(body: Mapping[str, Any]) -> int | None:
+    data = body.get("data") or {}
+    channel_id = (data.get("message") or {}).get("channel_id") or data.get("channel_id")
+    return int(channel_id) if channel_id is not None else None
+
+
+class WidgetHub(OrderedListener):
+    """Open widget tabs by channel and visitor, and the shared ``Chat`` of each channel."""
+
+    def __init__(self, c: Container) -> None:
+        super().__init__("webchat")
+        self._c = c
+        self._chats: dict[int, Chat] = {}
+        self._tabs: dict[int, dict[str, list[VisitorSocket]]] = {}  # channel -> visitor -> tabs
+        self._threads: dict[int, tuple[int, str]] = {}  # conversation -> (channel, visitor address)
+
+    def start(self) -> None:
+        self._c.bus.listen(self)
+
+    async def close(self) -> None:
+        self._c.bus.unlisten(self)
+        await super().close()
+
+    def chat(self, channel: t.Channel, adapter: WebchatAdapter) -> Chat:
+        """The channel's shared ``Chat`` (rebuilt if its adapter changed; the row kept fresh)."""
+        chat = self._chats.get(channel.id)
+        if chat is None or chat.adapter is not adapter:
+            chat = self._chats[channel.id] = Chat(self._c, channel, adapter, self.remember)
+        else:
+            chat.channel = channel
+        return chat
+
+    def socket(
+        self, ws: web.WebSocketResponse, request: web.Request, chat: Chat, visitor: Visitor
+    ) -> VisitorSocket:
+        return VisitorSocket(ws, request, chat, visitor, self.background)
+
+    # -- the index ------------------------------------------------------------------------------------
+
+    def add(self, tab: VisitorSocket) -> None:
+        self._tabs.setdefault(tab.channel_id, {}).setdefault(tab.address, []).append(tab)
+
+    def remove(self, tab: VisitorSocket) -> None:
+        visitors = self._tabs.get(tab.channel_id)
+        if visitors is None:
+            return
+        tabs = visitors.get(tab.address)
+        if tabs is not None and tab in tabs:
+            tabs.remove(tab)
+            if not tabs:
+                del visitors[tab.address]
+                if not visitors:
+                    del self._tabs[tab.channel_id]
+
+    def tabs_of(self, channel_id: int, address: str) -> list[VisitorSocket]:
+        return list(self._tabs.get(channel_id, {}).get(address, ()))
+
+    def remember(self, conversation_id: int, channel_id: int, address: str) -> None:
+        """Conversation ``conversation_id`` is this visitor's (it never changes hands)."""
+        if conversation_id in self._threads:
+            return
+        if len(self._threads) >= MAX_THREADS:
+            del self._threads[next(iter(self._threads))]  # the oldest learnt
+        self._threads[conversation_id] = (channel_id, address)
+
+    # -- routing --------------------------------------------------------------------------------------
+
+    def handle_now(self, event: LiveEvent) -> bool:
+        if not self._tabs:
+            return True
+        if event.type == "user.presence":
+            return not self._channels_of_account(event.account_id)
+        frame = widget_frame(event.body)
+        conversation_id = event.body.get("conversation_id")
+        if frame is None or conversation_id is None:
+            return True
+        channel_id = _channel_of(event.body)
+        if channel_id is not None and channel_id not in self._tabs:
+            return True  # no open tab on that channel: nobody to tell
+        thread = self._threads.get(int(conversation_id))
+        if thread is None:
+            return False  # whose is it? (handle reads it)
+        self._send(thread, frame)
+        return True
+
+    async def handle(self, event: LiveEvent) -> None:
+        if event.type == "user.presence":
+            for channel_id in self._channels_of_account(event.account_id):
+                chat = self._chats[channel_id]
+                async with self._c.db.read() as session:
+                    presence = await store.presence(
+                        session, chat.channel, chat.adapter.config, self._c.clock()
+                    )
+                said = {"type": "presence", "presence": presence}
+                encoded = text_frame(json.dumps(said).encode())  # once for every tab of the channel
+                for tabs in list(self._tabs.get(channel_id, {}).values()):
+                    for tab in list(tabs):
+                        tab.offer(said, encoded)
+            return
+        frame = widget_frame(event.body)
+        conversation_id = event.body.get("conversation_id")
+        if frame is None or conversation_id is None:
+            return
+        thread = self._threads.get(int(conversation_id))
+        if thread is None:
+            async with self._c.db.read() as session:
+                row = (
+                    await session.execute(
+                        select(t.Conversation.channel_id, t.Conversation.thread_key).where(
+                            t.Conversation.id == int(conversation_id)
+                        )
+                    )
+                ).one_or_none()
+            if row is None:
+                return
+            self.remember(int(conversation_id), row.channel_id, row.thread_key)
+            thread = (row.channel_id, row.thread_key)
+        self._send(thread, frame)
+
+    def _channels_of_account(self, account_id: int) -> list[int]:
+        return [
+            channel_id
+            for channel_id in self._tabs
+            if channel_id in self._chats and self._chats[channel_id].channel.account_id == account_id
+        ]
+
+    def _send(self, thread: tuple[int, str], frame: dict[str, Any]) -> None:
+        channel_id, address = thread
+        for tab in self.tabs_of(channel_id, address):
+            tab.offer(frame)
+
+    def give_up(self) -> None:
+        for visitors in list(self._tabs.values()):
+            for tabs in list(visitors.values()):
+                for tab in list(tabs):
+                    close_fell_behind(self.background, tab.ws)
+
+
+WIDGET_HUB = web.AppKey("widget_hub", WidgetHub)
+
+
+def install(app: web.Application) -> None:
+    """One hub per app, listening to the container's bus while the app runs."""
+    hub = WidgetHub(app[CONTAINER])
+    app[WIDGET_HUB] = hub
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        hub.start()
+        yield
+        await hub.close()
+
+    app.cleanup_ctx.append(lifecycle)
