@@ -129,7 +129,9 @@ async def test_a_slow_stream_client_is_closed_and_resumes_with_nothing_lost(
             last_event = event["id"]
             if event["type"] == "message.created":
                 received.append(event["data"]["message"]["id"])
-        assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4000
+        # The close frame carries 4000 (the server may drop the socket before the handshake ends, so
+        # ws.close_code can read 1006).
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4000
         assert len(received) < len(posted)  # it was cut off part way
 
         # Resuming from the last event it got brings the rest, each once and in order.

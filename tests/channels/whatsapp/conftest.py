@@ -113,8 +113,13 @@ async def start_world(
 ) -> WhatsAppWorld:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        data_dir=tmp_path, database_url=database_url, http_port=port, public_url=public, simulator=True
+    settings = Settings(  # SMTP on port 0: never collides with another suite or a running `make run`
+        data_dir=tmp_path,
+        database_url=database_url,
+        http_port=port,
+        smtp_port=0,
+        public_url=public,
+        simulator=True,
     )
     container = build(settings, clock=clock or (lambda: datetime.now(UTC)))
     app = make_app(container)
