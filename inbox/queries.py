@@ -71,17 +71,7 @@ MIN_TEXT_TERM = 3
 
 async def _contact_like_probe(session: AsyncSession, pattern: str) -> list[int] | None:
     """Contacts matching a short term (too short for the trigram index): one pass over contacts."""
-    probe = (
-        select(CONTACTS.c.id)
-        .where(
-            or_(
-                func.lower(CONTACTS.c.name).like(pattern, escape="\\"),
-                func.lower(CONTACTS.c.email).like(pattern, escape="\\"),
-                CONTACTS.c.phone.like(pattern, escape="\\"),
-            )
-        )
-        .limit(FTS_PROBE_LIMIT + 1)
-    )
+    probe = select(CONTACTS.c.id).where(_contact_matches(pattern)).limit(FTS_PROBE_LIMIT + 1)
     rows = (await session.execute(probe)).scalars().all()
     return None if len(rows) > FTS_PROBE_LIMIT else [int(r) for r in rows]
 
@@ -94,15 +84,16 @@ def _message_like(conversation_id: Any, pattern: str) -> Any:
     )
 
 
-def _contact_like(contact_id: Any, pattern: str) -> Any:
-    return exists().where(
-        CONTACTS.c.id == contact_id,
-        or_(
-            func.lower(CONTACTS.c.name).like(pattern, escape="\\"),
-            func.lower(CONTACTS.c.email).like(pattern, escape="\\"),
-            CONTACTS.c.phone.like(pattern, escape="\\"),
-        ),
+def _contact_matches(pattern: str) -> Any:
+    return or_(
+        func.lower(CONTACTS.c.name).like(pattern, escape="\\"),
+        func.lower(CONTACTS.c.email).like(pattern, escape="\\"),
+        CONTACTS.c.phone.like(pattern, escape="\\"),
     )
+
+
+def _contact_like(contact_id: Any, pattern: str) -> Any:
+    return exists().where(CONTACTS.c.id == contact_id, _contact_matches(pattern))
 
 
 def _like(q: str) -> str:
