@@ -82,6 +82,7 @@ def _items_statement() -> Any:
     contacts = t.Contact.__table__
     channels = t.Channel.__table__
     reads = t.ConversationRead.__table__
+    labels = t.ConversationLabel.__table__
     unread_m, answered_m, waiting_m, last_m = (messages.alias(n) for n in ("mu", "ma", "mw", "ml"))
     last = messages.alias("last")
     user_id: Any = bindparam("user_id", type_=BigInteger)
@@ -157,6 +158,7 @@ def _items_statement() -> Any:
             last.c.created_at.label("m_created_at"),
             unread.label("unread"),
             waiting.label("waiting"),
+            exists().where(labels.c.conversation_id == c.id).label("labelled"),
         )
         .select_from(
             conversations.outerjoin(contacts, contacts.c.id == c.contact_id)
@@ -170,14 +172,16 @@ def _items_statement() -> Any:
 async def list_items(
     session: AsyncSession, user_id: int, ids: list[int], labels: dict[int, list[str]] | None = None
 ) -> list[ConversationListItem]:
-    """List items for these conversations, in the order given: two statements for the whole page
-    (the items with contact, channel, last message, unread count and waiting time; the labels)."""
+    """List items for these conversations, in the order given: one statement for the whole page (the
+    items with contact, channel, last message, unread count and waiting time), one more for labels
+    if any conversation on the page has some."""
     if not ids:
         return []
-    if labels is None:
-        labels = await labels_for(session, ids)
     result = await session.execute(_items_statement(), {"ids": ids, "user_id": user_id})
     by_id = {r.id: r for r in result.all()}
+    if labels is None:  # a second statement only for a page with labelled conversations
+        labelled = [cid for cid, r in by_id.items() if r.labelled]
+        labels = await labels_for(session, labelled) if labelled else {}
     items: list[ConversationListItem] = []
     for cid in ids:
         r = by_id.get(cid)
