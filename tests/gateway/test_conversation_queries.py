@@ -106,11 +106,18 @@ async def test_search_finds_text_in_the_middle_of_a_message_and_contacts(gw: Gat
     assert await found("zo") == {zoe.conversation_id}  # two letters: contacts only ...
     assert other.conversation_id not in await found("el")  # ... not the "else" in a message
 
-    # Search keeps the other filters.
+    # Search keeps the other filters; list items carry their labels.
     status, _ = await gw.api(
-        "PATCH", f"/conversations/{zoe.conversation_id}", json_body={"status": "resolved"}
+        "PATCH",
+        f"/conversations/{zoe.conversation_id}",
+        json_body={"status": "resolved", "labels": ["VIP", "a"]},
     )
     assert status == 200
+    _, page = await gw.api("GET", "/conversations?q=hello")
+    assert {c["id"]: c["labels"] for c in page["items"]} == {
+        zoe.conversation_id: ["a", "vip"],
+        parcel.conversation_id: [],
+    }
     assert set(await every_page(gw, "/conversations?q=hello&status=open", 2)) == {parcel.conversation_id}
 
 
