@@ -55,9 +55,11 @@ CHANNELS = t.Channel.__table__
 # Search on SQLite: first count the trigram FTS5 matches of messages and of contacts, up to
 # FTS_PROBE_LIMIT (the LIMIT sits inside the FTS query, so a common term stops early; one statement).
 # Up to that many, the FTS query itself picks the conversations (a rowid lookup per match, then a sort
-# of those). A term with more matches is common enough that the newest-first walk of the list,
-# checking each conversation's messages with LIKE, fills a page soon.
-FTS_PROBE_LIMIT = 1000
+# of those). A term with more matches is checked with LIKE on the newest SEARCH_WINDOW conversations,
+# newest first, stopping at a page; only if they hold less than a page do the FTS matches pick the
+# older ones.
+FTS_PROBE_LIMIT = 300
+SEARCH_WINDOW = 2000
 MESSAGE_MATCHES = "SELECT rowid FROM message_search WHERE message_search MATCH :q"
 CONTACT_MATCHES = "SELECT rowid FROM contact_search WHERE contact_search MATCH :q"
 FTS_PROBE = (
@@ -118,6 +120,12 @@ def _older(at: datetime, conversation_id: int) -> Any:
     """After (at, id) in newest-first order. The leading ``<=`` is what the index range uses."""
     c = CONVERSATIONS.c
     return and_(c.last_activity_at <= at, or_(c.last_activity_at < at, c.id < conversation_id))
+
+
+def _not_older(at: datetime, conversation_id: int) -> Any:
+    """(at, id) and before it in newest-first order."""
+    c = CONVERSATIONS.c
+    return and_(c.last_activity_at >= at, or_(c.last_activity_at > at, c.id >= conversation_id))
 
 
 def _filters(f: ConversationFilter, cursor: str | None) -> list[Any]:
@@ -207,18 +215,28 @@ async def _search_page(
     ).one()
     if messages == 0 and contacts == 0:
         return []
-    parts = []
-    if messages > FTS_PROBE_LIMIT:
-        parts.append(_message_like(c.id, pattern))
-    elif messages:
+    by_fts = []
+    if messages:
         matches = text(MESSAGE_MATCHES).bindparams(q=phrase).columns(column("rowid"))
-        parts.append(c.id.in_(select(MESSAGES.c.conversation_id).where(MESSAGES.c.id.in_(matches))))
-    if contacts > FTS_PROBE_LIMIT:
-        parts.append(_contact_like(c.contact_id, pattern))
-    elif contacts:
-        parts.append(c.contact_id.in_(text(CONTACT_MATCHES).bindparams(q=phrase).columns(column("rowid"))))
-    few = messages <= FTS_PROBE_LIMIT and contacts <= FTS_PROBE_LIMIT
-    return await _rows(session, _newest(f.inbox_ids, [*conditions, or_(*parts)], n, walk_each_inbox=not few))
+        by_fts.append(c.id.in_(select(MESSAGES.c.conversation_id).where(MESSAGES.c.id.in_(matches))))
+    if contacts:
+        by_fts.append(c.contact_id.in_(text(CONTACT_MATCHES).bindparams(q=phrase).columns(column("rowid"))))
+    if messages <= FTS_PROBE_LIMIT and contacts <= FTS_PROBE_LIMIT:
+        return await _rows(
+            session, _newest(f.inbox_ids, [*conditions, or_(*by_fts)], n, walk_each_inbox=False)
+        )
+    # A common term: LIKE on the newest SEARCH_WINDOW conversations (where the window ends is an
+    # index-only walk), newest first ...
+    edge = await _rows(session, _newest(f.inbox_ids, conditions, SEARCH_WINDOW).offset(SEARCH_WINDOW - 1))
+    if not edge:  # the filtered list is shorter than the window
+        return await _rows(session, _newest(f.inbox_ids, [*conditions, like], n))
+    edge_id, edge_at = edge[0][0], edge[0][1]
+    rows = await _rows(session, _newest(f.inbox_ids, [*conditions, _not_older(edge_at, edge_id), like], n))
+    if len(rows) >= n:
+        return rows
+    # ... and the FTS matches for the older ones.
+    older = [*conditions, _older(edge_at, edge_id), or_(*by_fts)]
+    return rows + await _rows(session, _newest(f.inbox_ids, older, n - len(rows), walk_each_inbox=False))
 
 
 async def conversation_page(
