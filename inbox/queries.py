@@ -150,19 +150,28 @@ def _filters(f: ConversationFilter, cursor: str | None) -> list[Any]:
     return conditions
 
 
-def _newest(inbox_ids: set[int], conditions: list[Any], n: int, *, walk_each_inbox: bool = True) -> Any:
+def _newest(
+    inbox_ids: set[int],
+    conditions: list[Any],
+    n: int,
+    *,
+    walk_each_inbox: bool = True,
+    keys_only: bool = False,
+) -> Any:
     """The ``n`` newest conversations (id, last_activity_at, contact_id) meeting ``conditions``.
 
     Each inbox is walked along its (inbox_id, status, last_activity_at, id) or (inbox_id,
     last_activity_at, id) index and stops after ``n`` rows; several inboxes are merged with UNION ALL
     of such walks, so no request sorts a whole inbox. ``walk_each_inbox=False`` is for conditions that
-    already pick a few conversations by id: one statement over all inboxes, sorted.
+    already pick a few conversations by id: one statement over all inboxes, sorted. ``keys_only``
+    leaves out contact_id, so the walk reads the index alone.
     """
     c = CONVERSATIONS.c
+    columns = (c.id, c.last_activity_at) if keys_only else (c.id, c.last_activity_at, c.contact_id)
 
     def walk(*where: Any) -> Any:
         return (
-            select(c.id, c.last_activity_at, c.contact_id)
+            select(*columns)
             .where(*where, *conditions)
             .order_by(c.last_activity_at.desc(), c.id.desc())
             .limit(n)
@@ -175,7 +184,7 @@ def _newest(inbox_ids: set[int], conditions: list[Any], n: int, *, walk_each_inb
         return walk(c.inbox_id.in_(inboxes))
     merged = union_all(*(select(walk(c.inbox_id == i).subquery()) for i in inboxes)).subquery()
     return (
-        select(merged.c.id, merged.c.last_activity_at, merged.c.contact_id)
+        select(*(merged.c[col.name] for col in columns))
         .order_by(merged.c.last_activity_at.desc(), merged.c.id.desc())
         .limit(n)
     )
@@ -227,7 +236,10 @@ async def _search_page(
         )
     # A common term: LIKE on the newest SEARCH_WINDOW conversations (where the window ends is an
     # index-only walk), newest first ...
-    edge = await _rows(session, _newest(f.inbox_ids, conditions, SEARCH_WINDOW).offset(SEARCH_WINDOW - 1))
+    edge = await _rows(
+        session,
+        _newest(f.inbox_ids, conditions, SEARCH_WINDOW, keys_only=True).limit(1).offset(SEARCH_WINDOW - 1),
+    )
     if not edge:  # the filtered list is shorter than the window
         return await _rows(session, _newest(f.inbox_ids, [*conditions, like], n))
     edge_id, edge_at = edge[0][0], edge[0][1]
