@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import pytest_asyncio
@@ -142,3 +143,43 @@ async def test_a_common_term_pages_the_same_as_a_rare_one(
     for window in (1000, 3, 6, 12):
         monkeypatch.setattr(inbox.queries, "SEARCH_WINDOW", window)
         assert await every_page(gw, "/conversations?q=refund", 3) == exact, window
+
+
+async def test_search_terms_are_text_not_query_syntax(gw: Gateway, monkeypatch: pytest.MonkeyPatch):
+    """Whatever the term — FTS5 operators, quotes, LIKE wildcards — it is matched as plain text,
+    the same way on both stores and on both of SQLite's search paths."""
+    support = await gw.loopback()
+    texts = [
+        'she said "refund NOW" twice',
+        "path C:\\temp\\a_b.txt",
+        "50%_off* (NEAR) OR AND NOT",
+        "text: column^filter {a b}",
+        "plain words only",
+    ]
+    conversations = {}
+    for i, body in enumerate(texts):
+        conversations[body] = (await support.customer_writes(f"+1555600{i:04d}", body)).conversation_id
+    terms = [
+        '"refund',
+        'd "re',
+        "\\temp\\",
+        "a_b",
+        "%_o",
+        "f* (NEAR) OR",
+        "AND NOT",
+        "text:",
+        "^fil",
+        "{a b}",
+    ]
+    terms += ["OR", "NOT", "*", '"', "ds only", "nowhere"]
+    for term, probe_limit in [(term, limit) for term in terms for limit in (300, 0)]:
+        # A probe limit of 0 sends every term with a match down SQLite's LIKE path.
+        monkeypatch.setattr(inbox.queries, "FTS_PROBE_LIMIT", probe_limit)
+        status, page = await gw.api("GET", "/conversations?" + urlencode({"q": term, "limit": 100}))
+        assert status == 200, (term, page)
+        expected = (
+            {cid for body, cid in conversations.items() if term.strip().lower() in body.lower()}
+            if len(term.strip()) >= 3
+            else set()  # shorter terms match contact names only (none here: "Contact"-less loopback)
+        )
+        assert {c["id"] for c in page["items"]} & set(conversations.values()) == expected, (term, probe_limit)
