@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, and_, bindparam, exists, func, select
+from sqlalchemy import BigInteger, and_, bindparam, case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -259,31 +259,38 @@ async def unread_counts(session: AsyncSession, user_id: int, inbox_ids: set[int]
         )
         .correlate(t.Conversation, t.ConversationRead)
     )
+    # Counted in SQL, grouped by what the counters need: a handful of rows, not one per conversation.
+    assignee = case(
+        (t.Conversation.assignee_id.is_(None), "none"),
+        (t.Conversation.assignee_id == user_id, "me"),
+        else_="other",
+    ).label("assignee")
     rows = (
         await session.execute(
-            select(
-                t.Conversation.id, t.Conversation.inbox_id, t.Conversation.team_id, t.Conversation.assignee_id
-            )
+            select(t.Conversation.inbox_id, t.Conversation.team_id, assignee, func.count())
             .outerjoin(t.ConversationRead, read)
             .where(
                 t.Conversation.inbox_id.in_(inbox_ids),
                 t.Conversation.status != ConversationStatus.RESOLVED,
                 unread,
             )
+            .group_by(t.Conversation.inbox_id, t.Conversation.team_id, assignee)
         )
     ).all()
     inboxes: dict[int, int] = {}
     teams: dict[int, int] = {}
-    for _, inbox_id, team_id, _assignee in rows:
-        inboxes[inbox_id] = inboxes.get(inbox_id, 0) + 1
+    by_assignee = {"none": 0, "me": 0, "other": 0}
+    for inbox_id, team_id, who, n in rows:
+        inboxes[inbox_id] = inboxes.get(inbox_id, 0) + n
         if team_id is not None:
-            teams[team_id] = teams.get(team_id, 0) + 1
+            teams[team_id] = teams.get(team_id, 0) + n
+        by_assignee[who] += n
     return UnreadCounts(
         inboxes=inboxes,
         teams=teams,
-        mine=sum(1 for r in rows if r[3] == user_id),
-        unassigned=sum(1 for r in rows if r[3] is None),
-        all=len(rows),
+        mine=by_assignee["me"],
+        unassigned=by_assignee["none"],
+        all=sum(by_assignee.values()),
     )
 
 

@@ -183,3 +183,41 @@ async def test_search_terms_are_text_not_query_syntax(gw: Gateway, monkeypatch: 
             else set()  # shorter terms match contact names only (none here: "Contact"-less loopback)
         )
         assert {c["id"] for c in page["items"]} & set(conversations.values()) == expected, (term, probe_limit)
+
+
+async def test_unread_counts_per_inbox_team_and_view(gw: Gateway):
+    async def counts() -> dict:
+        status, body = await gw.api("GET", "/unread-counts")
+        assert status == 200, body
+        return body
+
+    before = await counts()
+    _, me = await gw.api("GET", "/users/me")
+    other_id, _ = await gw.user("other@example.com", inbox_ids=[1])
+    _, team = await gw.api("POST", "/teams", json_body={"name": "Billing"})
+    support = await gw.loopback()
+    ids = [(await support.customer_writes(f"+1555610{i:04d}", "hello")).conversation_id for i in range(5)]
+    mine, team_only, others, resolved, read = ids
+    for cid, patch in [
+        (mine, {"assignee_id": me["id"]}),
+        (team_only, {"team_id": team["id"]}),
+        (others, {"assignee_id": other_id, "team_id": team["id"]}),
+        (resolved, {"status": "resolved"}),
+    ]:
+        status, body = await gw.api("PATCH", f"/conversations/{cid}", json_body=patch)
+        assert status == 200, body
+    status, _ = await gw.api("POST", f"/conversations/{read}/read")
+    assert status == 200
+
+    after = await counts()
+    assert after["all"] - before["all"] == 3  # not the resolved one, not the one read
+    assert after["mine"] - before["mine"] == 1
+    assert after["unassigned"] - before["unassigned"] == 1
+    expected_teams = dict(before["teams"])
+    for cid in (mine, team_only, others):  # new conversations take their inbox's team, if it has one
+        _, item = await gw.api("GET", f"/conversations/{cid}")
+        if item["team_id"] is not None:
+            expected_teams[str(item["team_id"])] = expected_teams.get(str(item["team_id"]), 0) + 1
+    assert expected_teams[str(team["id"])] == 2
+    assert after["teams"] == expected_teams
+    assert after["inboxes"]["1"] - before["inboxes"].get("1", 0) == 3
