@@ -157,6 +157,7 @@ class Conversation(Base):
     __tablename__ = "conversations"
     __table_args__ = (
         Index("ix_conversations_inbox_status_activity", "inbox_id", "status", "last_activity_at", "id"),
+        Index("ix_conversations_inbox_activity", "inbox_id", "last_activity_at", "id"),  # 0010_query_speed
         Index("ix_conversations_channel_thread", "channel_id", "thread_key"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

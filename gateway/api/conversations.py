@@ -21,9 +21,9 @@ from inbox.identities import InvalidAddress, normalize_address
 from inbox.inbound import conversation_labels
 from inbox.model import ChannelKind, ConversationStatus, Priority, TemplateRef
 from inbox.outbox import Draft, DraftError
-from inbox.queries import ConversationFilter, labels_for, list_by_id, list_conversations
+from inbox.queries import ConversationFilter, conversation_page, list_by_id
 from inbox.views import ConversationView, MessageView
-from inbox.worklist import ConversationListItem, enrich
+from inbox.worklist import ConversationListItem, enrich, list_items
 
 api = ApiRoutes()
 
@@ -104,11 +104,8 @@ async def list_conversations_(request: web.Request, query: ConversationQuery) ->
             priority=query.priority,
             channel_kind=query.channel_kind,
         )
-        rows, cursor = await list_conversations(session, f, query.limit, query.cursor)
-        labels = await labels_for(session, [r.id for r in rows])
-        return Page[ConversationListItem](
-            items=await enrich(session, user.id, rows, labels), next_cursor=cursor
-        )
+        ids, cursor = await conversation_page(session, f, query.limit, query.cursor)
+        return Page[ConversationListItem](items=await list_items(session, user.id, ids), next_cursor=cursor)
 
 
 @api.route("GET", "/conversations/{id}", summary="One conversation", response=ConversationListItem)
