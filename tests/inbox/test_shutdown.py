@@ -1,9 +1,10 @@
-"""The system-mail sender stops when the gateway stops, whatever it was doing at that moment.
+"""Background workers stop when the gateway stops, whatever they were doing at that moment.
 
 A quota test once hung in ``gw.close()``: ``MailQueue.stop()`` cancelled the sender and waited for it,
 but on Python 3.11 ``asyncio.wait_for`` returns normally when the cancel arrives just after what it
 waits for completed, so the cancel was lost and the sender slept on (a commit's poke right before the
-stop, or an SMTP reply arriving with the cancel inside aiosmtplib's own ``wait_for``).
+stop, or an SMTP reply arriving with the cancel inside aiosmtplib's own ``wait_for``). Job handlers
+can lose a cancel the same way.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import asyncio
 from collections.abc import Sequence
 
 from inbox.events import record_event
+from inbox.jobs import InProcessJobs
 from inbox.mail import MailQueue, queue_mail
 
 
-async def _stops(mail: MailQueue) -> bool:
+async def _stops(worker: MailQueue | InProcessJobs) -> bool:
     """Whether ``stop()`` returns; a hung stop is cancelled so the next test starts clean."""
-    stopper = asyncio.create_task(mail.stop())
+    stopper = asyncio.create_task(worker.stop())
     done, _ = await asyncio.wait({stopper}, timeout=5)
     if not done:
         stopper.cancel()  # cancels the sender it awaits too: this second cancel is not lost
@@ -73,3 +75,21 @@ async def test_stop_while_the_relay_replies_returns_and_sends_nothing_twice(gate
     assert await _stops(mail), "stop() hung after the mailer lost its cancel"
     assert len(relay.sent) <= 1
     assert await mail.deliver_due() == 0  # sent (3.11 kept the reply) or still leased: not sent again
+
+
+async def test_jobs_stop_while_a_handler_gets_its_reply_returns(gateway):
+    jobs = gateway.container.jobs
+    assert isinstance(jobs, InProcessJobs)
+    reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    running = asyncio.Event()
+
+    async def send_and_wait(_: int) -> None:  # a channel send awaiting its provider's answer
+        running.set()
+        await asyncio.wait_for(reply, 30)
+
+    jobs.register("test.send", send_and_wait)
+    await jobs.enqueue("test.send", 1)
+    async with asyncio.timeout(10):
+        await running.wait()
+    reply.set_result(None)  # the answer and the cancel arrive together
+    assert await _stops(jobs), "stop() hung after a job handler lost its cancel"
