@@ -16,6 +16,8 @@ import gc
 import linecache
 import signal
 import sys
+import threading
+import traceback
 from collections.abc import Generator
 from types import FrameType
 from typing import Any
@@ -99,18 +101,24 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator[None
     """After pytest-timeout armed its SIGALRM timer, put the task dump in front of its handler."""
     result = yield
     fail = signal.getsignal(signal.SIGALRM)
-    if not callable(fail):  # the thread method (not the main thread): pytest-timeout's dump only
-        return result
+    if threading.current_thread() is not threading.main_thread() or not callable(fail):
+        return result  # the thread method: pytest-timeout's thread dump, then it exits
 
     def dump_tasks_then_fail(signum: int, frame: FrameType | None) -> None:
-        loop = asyncio._get_running_loop()  # the signal interrupts the loop's own thread
+        try:
+            loop = asyncio.get_running_loop()  # the signal interrupts the loop's own thread
+        except RuntimeError:  # a sync test, or between tests: pytest-timeout's dump is all there is
+            loop = None
         if loop is not None:
             stuck = _driven_task(frame)
             terminal = item.config.get_terminal_writer()
             terminal.sep("+", title=f"asyncio tasks of {item.nodeid}")
             if stuck is not None:
                 terminal.write(f"The test (or fixture) runs as task {stuck.get_name()!r}.\n")
-            terminal.write(describe_tasks(loop) + "\n")
+            try:
+                terminal.write(describe_tasks(loop) + "\n")
+            except Exception:  # the dump must never stop the failure
+                traceback.print_exc()
             terminal.flush()
             sys.stderr.flush()
             if stuck is not None:
