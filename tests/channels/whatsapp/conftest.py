@@ -114,7 +114,12 @@ async def start_world(
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     settings = Settings(
-        data_dir=tmp_path, database_url=database_url, http_port=port, public_url=public, simulator=True
+        data_dir=tmp_path,
+        database_url=database_url,
+        http_port=port,
+        smtp_port=0,  # not the default 2525: a running `make run` or another test run may hold it
+        public_url=public,
+        simulator=True,
     )
     container = build(settings, clock=clock or (lambda: datetime.now(UTC)))
     app = make_app(container)
