@@ -58,6 +58,7 @@ class Database:
         # SQLite has one writer. Queuing writers here (FIFO, no polling) instead of in SQLite's busy
         # handler, which sleeps in growing steps, keeps write latency flat under concurrency.
         self._write_lock = asyncio.Lock()
+        self._writers: set[asyncio.Task[Any]] = set()  # tasks inside write(): see the guard there
 
     @property
     def is_sqlite(self) -> bool:
@@ -115,7 +116,15 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A transaction: commits on success, rolls back whole on any exception."""
         assert self._sessions is not None, "Database.connect() was not called"
+        # asyncio.Lock is not re-entrant: a write() nested in the same task (a hook, a callback) would
+        # wait for itself for ever on SQLite, and be a second, separate transaction on PostgreSQL.
+        task = asyncio.current_task()
+        if task is not None and task in self._writers:
+            raise RuntimeError("Database.write() inside a write() of the same task: pass its session down")
         async with contextlib.AsyncExitStack() as stack:
+            if task is not None:
+                self._writers.add(task)
+                stack.callback(self._writers.discard, task)
             if self.is_sqlite:
                 await stack.enter_async_context(self._write_lock)
             session = await stack.enter_async_context(self._sessions())

@@ -34,11 +34,13 @@ class InProcessJobs:
         self._timers: set[asyncio.TimerHandle] = set()
         self._idle: asyncio.Event | None = None
         self._busy = 0
+        self._stopping = False
 
     def register(self, name: str, handler: JobHandler) -> None:
         self._handlers[name] = handler
 
     async def start(self) -> None:
+        self._stopping = False
         self._queue = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -47,6 +49,7 @@ class InProcessJobs:
         ]
 
     async def stop(self) -> None:
+        self._stopping = True  # ends a worker whose handler lost the cancel (see _work)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -102,3 +105,7 @@ class InProcessJobs:
                 self._busy -= 1
                 if self._is_idle():
                     self._idle.set()
+            # A handler can swallow stop()'s cancel (on 3.11 asyncio.wait_for, e.g. inside aiosmtplib,
+            # returns normally when cancelled just as its wait completed): stop here, not on the queue.
+            if self._stopping:
+                return

@@ -80,16 +80,23 @@ class MailQueue:
         self._lease = lease
         self._rescan = rescan_seconds
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.mailer is None:
             _LOGGER.warning("SWITCHBOARD_SMTP_URL is not set: system mail (quota alerts) waits in the outbox")
+        self._stopping = False
         self._wake.set()  # mail left pending before a restart goes out now
         self._task = asyncio.create_task(self._run(), name="mail-queue")
 
     async def stop(self) -> None:
         if self._task is not None:
+            # The flag and the wake-up end the loop even if the cancel is lost on the way: on 3.11
+            # asyncio.wait_for (also inside aiosmtplib) swallows a cancel that arrives just as what it
+            # waits for completes, and the sender would then sleep on, with stop() waiting for ever.
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -99,12 +106,14 @@ class MailQueue:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: wait_for returns normally when cancelled right after a
+            # poke (its inner wait already done), which lost stop()'s cancel and hung shutdown.
             with contextlib.suppress(TimeoutError):
-                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives just as
-                # the wait ends (CPython gh-86296), and stop() then waited for this loop for ever.
                 async with asyncio.timeout(self._rescan):
                     await self._wake.wait()
+            if self._stopping:
+                return
             self._wake.clear()
             try:
                 await self.deliver_due()

@@ -108,3 +108,8 @@ async def smtp_sink() -> AsyncIterator[SmtpSink]:
     yield sink
     server.close()
     await server.wait_closed()
+
+
+# -- a hung test fails (pytest-timeout, pyproject.toml) and first prints every asyncio task's awaits ----
+
+from tests.timeouts import pytest_timeout_set_timer  # noqa: E402, F401  (registers the hook)
