@@ -15,7 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import Proc, free_port, start_gateway, summary_ms, wait_http
+from bench.common import free_port, summary_ms, wait_http
+from bench.deployment import deploy
 
 BASELINE_SERVER = r"""
 import sys
@@ -64,7 +65,7 @@ async def _drive(
             if received >= expected * agents:
                 done.set()
 
-    sockets = [await _ready(await connect()) for _ in range(agents)]
+    sockets = [await _ready(await connect(i)) for i in range(agents)]
     readers = [asyncio.create_task(reader(ws)) for ws in sockets]
     start = time.monotonic()
     posts: set[asyncio.Future[Any]] = set()
@@ -104,9 +105,15 @@ def _sent_at(data: dict[str, Any]) -> float | None:
 
 
 async def run(
-    agents: int = 2000, rate: float = 200, duration: float = 10, env: dict[str, str] | None = None
+    agents: int = 2000,
+    rate: float = 200,
+    duration: float = 10,
+    env: dict[str, str] | None = None,
+    mode: str = "embedded",
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"agents": agents, "rate_per_s": rate, "duration_s": duration}
+    """Baseline, then the gateway(s) of ``mode`` (scale-out: agents and posts round robin over both
+    gateways, so half the events cross between them over Redis)."""
+    results: dict[str, Any] = {"agents": agents, "rate_per_s": rate, "duration_s": duration, "mode": mode}
     limits = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=limits) as http:
         # Baseline: bare broadcast.
@@ -115,7 +122,7 @@ async def run(
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", base)
             lat, got, want = await _drive(
-                lambda: http.ws_connect(f"http://127.0.0.1:{port}/ws", max_msg_size=0),
+                lambda i: http.ws_connect(f"http://127.0.0.1:{port}/ws", max_msg_size=0),
                 lambda i: http.post(
                     f"http://127.0.0.1:{port}/publish", data=json.dumps({"sent_at": time.time()})
                 ),
@@ -128,13 +135,13 @@ async def run(
             base.terminate()
             base.wait(10)
 
-        gw: Proc = await start_gateway(env=env)
+        gw = await deploy(mode, env)
         try:
             auth = {"Authorization": f"Bearer {gw.token}"}
 
             async def post(i: int) -> None:
                 async with http.post(
-                    f"{gw.base_url}/api/v1/conversations/1/messages",
+                    f"{gw.url(i)}/api/v1/conversations/1/messages",
                     headers=auth,
                     json={"text": f"bench {time.time()} {i}", "private": True},
                 ) as resp:
@@ -142,7 +149,7 @@ async def run(
 
             profiler = gw.profile("fanout", duration + 2)
             lat, got, want = await _drive(
-                lambda: http.ws_connect(f"{gw.base_url}/api/v1/stream", headers=auth, max_msg_size=0),
+                lambda i: http.ws_connect(f"{gw.url(i)}/api/v1/stream", headers=auth, max_msg_size=0),
                 post,
                 agents,
                 rate,
