@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +50,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     raise_nofile()
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "modes": {
             mode: "embedded (SQLite, in-process jobs and events)"
             if mode == "embedded"
@@ -97,9 +98,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for loop in loops if name in per_loop and mode == "embedded" else loops[:1]:
                 key = key_of(name, loop, loops[0], mode)
                 print(f"running {key} ...", flush=True)
+                load_before = os.getloadavg()[0]
                 results[key] = await bench({"SWITCHBOARD_EVENT_LOOP": loop}, mode)
                 results[key]["event_loop"] = loop
                 results[key]["mode"] = mode
+                # The machine's 1-minute load around the run: other work on it skews every figure.
+                results[key]["load_avg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                 print(json.dumps(results[key], indent=2), flush=True)
     return results
 
@@ -111,7 +115,10 @@ def _keys(results: dict[str, Any], figure: str) -> list[str]:
 
 
 def _label(r: dict[str, Any]) -> str:
-    return f"[{r.get('mode', 'embedded')}, {r.get('event_loop', '?')}]"
+    load = r.get("load_avg")
+    return f"[{r.get('mode', 'embedded')}, {r.get('event_loop', '?')}" + (
+        f", load {load[0]}→{load[1]}]" if load else "]"
+    )
 
 
 def _usage(u: dict[str, Any]) -> str:

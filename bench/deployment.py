@@ -19,10 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs; the gateway reaches it through SQLAlchemy
 
 from bench.common import CLK_TCK, ROOT, Proc, rss_mb, sqlite_rows, start_gateway
 
@@ -108,6 +111,7 @@ class Deployment:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     services: dict[str, int] = field(default_factory=dict)  # name -> pid of the server process
     exit: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    waits: WaitSampler | None = None  # scale-out: what PostgreSQL's busy backends wait on
 
     @property
     def base_url(self) -> str:
@@ -144,14 +148,13 @@ class Deployment:
             "peak_rss_mb": round(sum(u["peak_rss_mb"] for u in each.values()), 1),
             "processes": each,
             **{name: tree_usage(pid) for name, pid in self.services.items()},
+            **({"postgres_waits": self.waits.summary()} if self.waits else {}),
         }
 
     async def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read outcomes straight from the database (``?`` placeholders, either store)."""
         if self.database_url is None:
             return sqlite_rows(self.gateways[0], sql, params)
-        import asyncpg  # type: ignore[import-untyped]  # no stubs; the gateway reaches it through SQLAlchemy
-
         numbers = itertools.count(1)
         con = await asyncpg.connect(self.database_url)
         try:
@@ -209,6 +212,54 @@ async def _scale_out(dep: Deployment, env: dict[str, str]) -> None:
     for outcome in started:
         if isinstance(outcome, BaseException):
             raise outcome
+    dep.waits = WaitSampler(dep.database_url)
+    await dep.waits.start()
+    dep.exit.callback(dep.waits.stop)
+
+
+class WaitSampler:
+    """Samples ``pg_stat_activity`` 10 times a second while the cluster runs: how many of the gateways'
+    and workers' backends are busy (in a statement or holding a transaction open) and what the ones in
+    a statement wait on. It shows where cluster-wide serialization (locks) sits."""
+
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._con: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self.samples = 0  # samples with at least one busy backend
+        self.waiting: Counter[str] = Counter()  # backend-samples by "wait type: wait event"
+
+    async def start(self) -> None:
+        self._con = await asyncpg.connect(self._url)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        query = (
+            "SELECT state, coalesce(wait_event_type || ': ' || wait_event, 'on CPU') FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'"
+        )
+        with contextlib.suppress(Exception):  # ends when the connection is terminated on stop
+            while True:
+                rows = await self._con.fetch(query)
+                if rows:
+                    self.samples += 1
+                    for state, wait in rows:
+                        self.waiting["idle in transaction" if state.startswith("idle") else wait] += 1
+                await asyncio.sleep(0.1)  # the sampling period
+
+    def summary(self) -> dict[str, Any]:
+        """Mean busy backends per sample (over samples with any busy), by what they were doing."""
+        n = max(1, self.samples)
+        return {
+            "busy_samples": self.samples,
+            "mean_backends": {k: round(v / n, 2) for k, v in self.waiting.most_common(6)},
+        }
+
+    def stop(self) -> None:
+        if self._con is not None:
+            self._con.terminate()
+        if self._task is not None:
+            self._task.cancel()
 
 
 @contextlib.contextmanager
