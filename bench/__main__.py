@@ -131,6 +131,14 @@ def _usage(u: dict[str, Any]) -> str:
     return f"{cpu} | {mb}"
 
 
+def _per(cpu: dict[str, float] | None, what: str) -> str:
+    """``; 31.2 ms CPU/msg (+ postgres 4.1, redis 0.1)`` from a ``cpu_ms_per_*`` figure."""
+    if not cpu:
+        return ""
+    rest = [f"{k} {v}" for k, v in cpu.items() if k != "gateways_workers"]
+    return f"; {cpu['gateways_workers']} ms CPU/{what}" + (f" (+ {', '.join(rest)})" if rest else "")
+
+
 def table(results: dict[str, Any]) -> str:
     rows = [
         "| figure | gateway(s) | baseline (same run) | ratio | target | cpu s | peak MB |",
@@ -144,6 +152,7 @@ def table(results: dict[str, Any]) -> str:
             f"{g['max']['req_per_s']} req/s, p99 {g['max']['p99_ms']} ms; at half baseline rate: "
             f"{g['at_half_baseline']['req_per_s']} req/s, p99 {g['at_half_baseline']['p99_ms']} ms"
             + (f"; at half its own: p99 {g['at_half_own']['p99_ms']} ms" if "at_half_own" in g else "")
+            + _per(g.get("cpu_ms_per_message"), "msg")
             + " | "
             f"{b['max']['req_per_s']} req/s; half: p99 {b['at_half_baseline']['p99_ms']} ms | "
             f"{r['ratio_req_per_s']}× | {r['target']} | {_usage(g)} |"
@@ -153,7 +162,8 @@ def table(results: dict[str, Any]) -> str:
         g, b = r["gateway"], r["baseline"]
         rows.append(
             f"| outbound send {_label(r)} ({r['sends']:,} template sends) | {g['sends_per_s']} sends/s "
-            f"(API {g['api_sends_per_s']}/s), accounted {g['accounted_for']:,}: {g['final_statuses']} | "
+            f"(API {g['api_sends_per_s']}/s), accounted {g['accounted_for']:,}: {g['final_statuses']}"
+            f"{_per(g.get('cpu_ms_per_send'), 'send')} | "
             f"{b['sends_per_s']} sends/s | {r['ratio']}× | {r['target']} | {_usage(g)} |"
         )
     for key in _keys(results, "fanout"):

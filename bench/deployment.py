@@ -151,6 +151,21 @@ class Deployment:
             **({"postgres_waits": self.waits.summary()} if self.waits else {}),
         }
 
+    def cpu_now(self) -> dict[str, float]:
+        """CPU seconds so far: gateways (and workers), and each service; for per-operation deltas."""
+        if self.mode == "embedded":
+            return {"gateways_workers": self.gateways[0].usage()["cpu_s"]}
+        pids = [gw.popen.pid for gw in self.gateways] + [w.pid for w in self.workers]
+        return {
+            "gateways_workers": round(sum(tree_usage(pid)["cpu_s"] for pid in pids), 2),
+            **{name: tree_usage(pid)["cpu_s"] for name, pid in self.services.items()},
+        }
+
+    def cpu_ms_per(self, before: dict[str, float], count: int) -> dict[str, float]:
+        """CPU milliseconds per operation since ``before`` (a ``cpu_now()``), by process group."""
+        now = self.cpu_now()
+        return {k: round((now[k] - before.get(k, 0.0)) * 1000 / max(1, count), 1) for k in now}
+
     async def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read outcomes straight from the database (``?`` placeholders, either store)."""
         if self.database_url is None:

@@ -121,6 +121,7 @@ async def run(
             )
             secret, pnid = channel["config"]["app_secret"], channel["config"]["phone_number_id"]
             url = [f"{gw.url(i)}/webhooks/whatsapp/{channel['id']}" for i in range(len(gw.gateways))]
+            cpu_before = gw.cpu_now()
             profiler = gw.profile("ingest", duration)
             top = await _phase(http, url, secret, pnid, connections, duration, "g1")
             if profiler is not None:
@@ -138,6 +139,7 @@ async def run(
                 "at_half_baseline": paced,
                 "at_half_own": own,
                 "stored": stored[0][0],
+                "cpu_ms_per_message": gw.cpu_ms_per(cpu_before, stored[0][0]),
                 **gw.usage(),
             }
         finally:

@@ -168,6 +168,7 @@ async def run(
                     await resp.read()
                     return resp.status == 201
 
+            cpu_before = gw.cpu_now()
             profiler = gw.profile("send", 20)
             began = time.monotonic()
             lat, errors, elapsed = await many(total, concurrency, through)
@@ -190,6 +191,7 @@ async def run(
                 "sends_per_s": round(total / drained, 1),
                 "final_statuses": counts,
                 "accounted_for": sum(counts.values()),
+                "cpu_ms_per_send": gw.cpu_ms_per(cpu_before, total),
                 **gw.usage(),
                 "simulator_cpu_s": round(cpu_seconds(gsim.pid), 2),
             }
