@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.faq import best_answer
@@ -41,6 +41,12 @@ ACTIVE = "active"
 COMPLETED = "completed"
 HANDED_OFF = "handed_off"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+# Run for every inbound message: built once (building a select cost more than running it).
+_ACTIVE_RUN = select(t.BotRun.id).where(
+    t.BotRun.conversation_id == bindparam("conversation_id"), t.BotRun.status == ACTIVE
+)
 
 
 class HumanQueue(Protocol):
@@ -122,11 +128,7 @@ class BotRunner:
 
     async def hook(self, session: AsyncSession, ctx: InboundContext) -> None:
         """InboundHook: queue a step for the conversation's active run once the message committed."""
-        run_id = await session.scalar(
-            select(t.BotRun.id).where(
-                t.BotRun.conversation_id == ctx.conversation.id, t.BotRun.status == ACTIVE
-            )
-        )
+        run_id = await session.scalar(_ACTIVE_RUN, {"conversation_id": ctx.conversation.id})
         if run_id is None:
             return
 

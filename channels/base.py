@@ -131,7 +131,8 @@ class LoopbackChannel:
         return web.json_response({"conversation_id": result.conversation_id})
 
     async def next_sent(self, timeout: float = 10) -> tuple[OutboundMessage, str]:  # noqa: ASYNC109
-        return await asyncio.wait_for(self.sent.get(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on 3.11
+            return await self.sent.get()
 
     async def customer_writes(
         self, sender: str, text: str, *, provider_id: str | None = None, name: str | None = None

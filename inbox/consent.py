@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -109,12 +109,13 @@ def opt_in_link(channel: t.Channel) -> str | None:
 # -- state and history --------------------------------------------------------------------------------
 
 
+_STATE = select(t.ConsentState.state).where(
+    t.ConsentState.contact_id == bindparam("contact_id"), t.ConsentState.channel_id == bindparam("channel_id")
+)  # run for every message in and out: built once (see inbox/inbound.py)
+
+
 async def consent_of(session: AsyncSession, contact_id: int, channel_id: int) -> ConsentStatus:
-    state = await session.scalar(
-        select(t.ConsentState.state).where(
-            t.ConsentState.contact_id == contact_id, t.ConsentState.channel_id == channel_id
-        )
-    )
+    state = await session.scalar(_STATE, {"contact_id": contact_id, "channel_id": channel_id})
     return ConsentStatus(state) if state else ConsentStatus.UNKNOWN
 
 

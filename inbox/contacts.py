@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+
+# Run for every inbound message: built once (see inbox/inbound.py).
+_IDENTITY = select(t.ContactIdentity).where(
+    t.ContactIdentity.account_id == bindparam("account_id"),
+    t.ContactIdentity.kind == bindparam("kind"),
+    t.ContactIdentity.address == bindparam("address"),
+)
 
 
 async def resolve_contact(
     session: AsyncSession, account_id: int, kind: str, address: str, name: str | None, now: datetime
 ) -> t.Contact:
     """The contact behind a normalized address, created with its identity on first sight."""
-    identity = await session.scalar(
-        select(t.ContactIdentity).where(
-            t.ContactIdentity.account_id == account_id,
-            t.ContactIdentity.kind == kind,
-            t.ContactIdentity.address == address,
-        )
-    )
+    identity = await session.scalar(_IDENTITY, {"account_id": account_id, "kind": kind, "address": address})
     if identity is not None:
         contact = await session.get(t.Contact, identity.contact_id)
         assert contact is not None

@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from inbox import sqlite_inline
+
 Clock = Callable[[], datetime]
 
 
@@ -50,6 +52,7 @@ class Database:
         self._read_engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._read_sessions: async_sessionmaker[AsyncSession] | None = None
+        self._checkpointer: sqlite_inline.Checkpointer | None = None
         # Events are published after commit; this is called with nothing once a write committed events.
         self.after_commit: list[Callable[[], None]] = []
         # SQLite has one writer. Queuing writers here (FIFO, no polling) instead of in SQLite's busy
@@ -69,25 +72,31 @@ class Database:
     def connect(self) -> None:
         if self._engine is not None:
             return
-        kwargs: dict[str, Any] = {"echo": self._echo}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
-        engine = create_async_engine(self.url, **kwargs)
-        read_engine = engine
-        if self.is_sqlite:
-            # Two engines on one file: writers BEGIN IMMEDIATE, readers stay deferred (WAL lets them
-            # read while a writer works).
+            # Two engines on one file, both on the loop's thread (sqlite_inline): writers BEGIN
+            # IMMEDIATE, readers stay deferred (WAL lets them read while a writer works).
+            path = make_url(self.url).database or ""
+            engine = create_async_engine(
+                self.url, async_creator=lambda: sqlite_inline.connect(path), echo=self._echo
+            )
             _sqlite_tuning(engine, begin="BEGIN IMMEDIATE")
-            read_engine = create_async_engine(self.url, **kwargs)
+            read_engine = create_async_engine(
+                self.url, async_creator=lambda: sqlite_inline.connect(path), echo=self._echo
+            )
             _sqlite_tuning(read_engine, begin="BEGIN")
+            self._checkpointer = sqlite_inline.Checkpointer(path, self._write_lock)
+        else:
+            engine = read_engine = create_async_engine(
+                self.url, echo=self._echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
         self._engine = engine
         self._read_engine = read_engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         if self._read_engine is not None and self._read_engine is not self._engine:
             await self._read_engine.dispose()
         if self._engine is not None:
@@ -113,6 +122,8 @@ class Database:
             try:
                 yield session
                 await session.commit()
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
             except BaseException:
                 await asyncio.shield(session.rollback())
                 raise
@@ -124,15 +135,16 @@ class Database:
 def _sqlite_tuning(engine: AsyncEngine, *, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's implicit transactions are off).
-        dbapi_connection.isolation_level = None
+        # sqlite_inline opened it with pysqlite's implicit transactions off: we issue BEGIN ourselves.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        # Straight on the driver's cursor: through exec_driver_sql it cost more than the statement.
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute(begin)
+        cursor.close()

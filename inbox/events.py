@@ -26,6 +26,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # Arbitrary constant: the advisory lock that orders event-writing transactions on PostgreSQL.
 _EVENT_LOCK_KEY = 0x5B0A
+DRAIN_BATCH = 500
 
 
 async def record_event(
@@ -169,7 +170,7 @@ class EventBus:
             async with self._db.read() as session:
                 rows = list(
                     await session.scalars(
-                        select(Event).where(Event.id > self._last_id).order_by(Event.id).limit(500)
+                        select(Event).where(Event.id > self._last_id).order_by(Event.id).limit(DRAIN_BATCH)
                     )
                 )
             if not rows:
@@ -185,3 +186,5 @@ class EventBus:
                         sub.overflowed.set()
                         self._subscribers.discard(sub)
                 self._last_id = row.id
+            if len(rows) < DRAIN_BATCH:  # nothing more committed yet: no extra read to find out
+                return

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,25 @@ from inbox.views import ConversationView, MessageView, dump
 
 _LOGGER = logging.getLogger(__name__)
 
+# The statements every inbound message runs, built once: building a select and its cache key each time
+# cost more CPU than SQLite spent running it (bench/README.md, profile).
+_BY_PROVIDER_ID = select(t.Message).where(
+    t.Message.channel_id == bindparam("channel_id"),
+    t.Message.provider_message_id == bindparam("provider_id"),
+)
+_BY_THREAD_KEY = (
+    select(t.Conversation)
+    .where(
+        t.Conversation.channel_id == bindparam("channel_id"),
+        t.Conversation.thread_key == bindparam("thread_key"),
+    )
+    .order_by(t.Conversation.id.desc())
+    .limit(1)
+)
+_LABELS = select(t.ConversationLabel.label).where(
+    t.ConversationLabel.conversation_id == bindparam("conversation_id")
+)
+
 
 class UnknownChannel(LookupError):
     pass
@@ -44,6 +63,9 @@ class InboundContext:
     """What the hooks see and may change, inside the receiving transaction."""
 
     channel: t.Channel
+    # The conversation's inbox. Holding it here also lets hooks' ``session.get(t.InboxRow, ...)`` find
+    # it in the session's (weak) identity map instead of reading it again.
+    inbox: t.InboxRow | None
     contact: t.Contact
     conversation: t.Conversation
     message: t.Message
@@ -115,10 +137,7 @@ class InboundPipeline:
             if channel is None:
                 raise UnknownChannel(f"channel {inbound.channel_id} does not exist")
             existing = await session.scalar(
-                select(t.Message).where(
-                    t.Message.channel_id == channel.id,
-                    t.Message.provider_message_id == inbound.provider_message_id,
-                )
+                _BY_PROVIDER_ID, {"channel_id": channel.id, "provider_id": inbound.provider_message_id}
             )
             if existing is not None:
                 return ReceiveResult(
@@ -138,9 +157,12 @@ class InboundPipeline:
                 merged = {**(contact.attributes or {}), **inbound.contact_attributes}
                 if merged != contact.attributes:
                     contact.attributes = merged
+            inbox = await session.get(t.InboxRow, channel.inbox_id)
             conversation, new, reopened = await self._find_conversation(
-                session, channel, contact, address, inbound, now
+                session, channel, inbox, contact, address, inbound, now
             )
+            if inbox is None or conversation.inbox_id != inbox.id:  # moved to another inbox by a rule
+                inbox = await session.get(t.InboxRow, conversation.inbox_id)
             message = t.Message(
                 account_id=channel.account_id,
                 conversation_id=conversation.id,
@@ -166,7 +188,7 @@ class InboundPipeline:
                 conversation.last_activity_at = now
             await session.flush()
 
-            ctx = InboundContext(channel, contact, conversation, message, inbound, new, reopened, now)
+            ctx = InboundContext(channel, inbox, contact, conversation, message, inbound, new, reopened, now)
             for hook in self.hooks if not held else ():
                 await hook(session, ctx)
             await session.flush()
@@ -208,6 +230,7 @@ class InboundPipeline:
         self,
         session: AsyncSession,
         channel: t.Channel,
+        inbox: t.InboxRow | None,
         contact: t.Contact,
         address: str,
         inbound: InboundMessage,
@@ -254,7 +277,6 @@ class InboundPipeline:
             reopened = True
         if conversation is not None:
             return conversation, False, reopened
-        inbox = await session.get(t.InboxRow, channel.inbox_id)
         conversation = t.Conversation(
             account_id=channel.account_id,
             inbox_id=channel.inbox_id,
@@ -280,10 +302,7 @@ class InboundPipeline:
         self, session: AsyncSession, channel_id: int, thread_key: str
     ) -> t.Conversation | None:
         found: t.Conversation | None = await session.scalar(
-            select(t.Conversation)
-            .where(t.Conversation.channel_id == channel_id, t.Conversation.thread_key == thread_key)
-            .order_by(t.Conversation.id.desc())
-            .limit(1)
+            _BY_THREAD_KEY, {"channel_id": channel_id, "thread_key": thread_key}
         )
         return found
 
@@ -309,9 +328,7 @@ class InboundPipeline:
 
 
 async def conversation_labels(session: AsyncSession, conversation_id: int) -> list[str]:
-    rows = await session.scalars(
-        select(t.ConversationLabel.label).where(t.ConversationLabel.conversation_id == conversation_id)
-    )
+    rows = await session.scalars(_LABELS, {"conversation_id": conversation_id})
     return list(rows)
 
 

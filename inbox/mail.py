@@ -101,7 +101,10 @@ class MailQueue:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._rescan)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives just as
+                # the wait ends (CPython gh-86296), and stop() then waited for this loop for ever.
+                async with asyncio.timeout(self._rescan):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.deliver_due()

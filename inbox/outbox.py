@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -95,6 +95,48 @@ class FailureHook(Protocol):
 
 
 AdapterLookup = Callable[[int], Awaitable[ChannelAdapter]]
+
+
+# The statements every send runs (dispatch, status webhooks), built once: building a select and its
+# cache key each time cost more CPU than SQLite spent running it (bench/README.md, profile).
+_CLAIM = (
+    update(t.Message)
+    .where(
+        t.Message.id == bindparam("message_id"),
+        t.Message.status == MessageStatus.QUEUED,
+        (t.Message.lease_until.is_(None)) | (t.Message.lease_until < bindparam("now")),
+    )
+    .values(lease_until=bindparam("lease_until"))
+)
+_OUTGOING_BY_PROVIDER_ID = select(t.Message).where(
+    t.Message.channel_id == bindparam("channel_id"),
+    t.Message.provider_message_id == bindparam("provider_id"),
+    t.Message.kind == MessageKind.OUTGOING,
+)
+_PARKED = (
+    select(t.OrphanStatus.id)
+    .where(
+        t.OrphanStatus.channel_id == bindparam("channel_id"),
+        t.OrphanStatus.provider_message_id == bindparam("provider_id"),
+    )
+    .limit(1)
+)
+_LAST_INBOUND_PROVIDER_ID = (
+    select(t.Message.provider_message_id)
+    .where(t.Message.conversation_id == bindparam("conversation_id"), t.Message.kind == MessageKind.INCOMING)
+    .order_by(t.Message.id.desc())
+    .limit(1)
+)
+_THREAD_PROVIDER_IDS = (
+    select(t.Message.provider_message_id)
+    .where(
+        t.Message.conversation_id == bindparam("conversation_id"),
+        t.Message.id < bindparam("before_id"),
+        t.Message.provider_message_id.is_not(None),
+    )
+    .order_by(t.Message.id.desc())
+    .limit(50)
+)
 
 
 def default_backoff(attempt: int, retry_after: float | None) -> float:
@@ -213,13 +255,7 @@ class Outbox:
         now = self._clock()
         async with self._db.write() as session:
             claimed = await session.execute(
-                update(t.Message)
-                .where(
-                    t.Message.id == message_id,
-                    t.Message.status == MessageStatus.QUEUED,
-                    (t.Message.lease_until.is_(None)) | (t.Message.lease_until < now),
-                )
-                .values(lease_until=now + self._lease)
+                _CLAIM, {"message_id": message_id, "now": now, "lease_until": now + self._lease}
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return
@@ -294,7 +330,7 @@ class Outbox:
             t.OrphanStatus.provider_message_id == provider_id,
         )
         async with self._db.read() as session:
-            if await session.scalar(select(t.OrphanStatus.id).where(*parked).limit(1)) is None:
+            if await session.scalar(_PARKED, {"channel_id": channel_id, "provider_id": provider_id}) is None:
                 return False  # the usual case: nothing parked, no write
         now = self._clock()
         async with self._db.write() as session:
@@ -391,11 +427,8 @@ class Outbox:
         now = self._clock()
         async with self._db.write() as session:
             message = await session.scalar(
-                select(t.Message).where(
-                    t.Message.channel_id == update_.channel_id,
-                    t.Message.provider_message_id == update_.provider_message_id,
-                    t.Message.kind == MessageKind.OUTGOING,
-                )
+                _OUTGOING_BY_PROVIDER_ID,
+                {"channel_id": update_.channel_id, "provider_id": update_.provider_message_id},
             )
             if message is None:
                 session.add(
@@ -467,12 +500,7 @@ def _draft_of(message: t.Message) -> Draft:
 
 
 async def _last_inbound_provider_id(session: AsyncSession, conversation_id: int) -> str | None:
-    return await session.scalar(
-        select(t.Message.provider_message_id)
-        .where(t.Message.conversation_id == conversation_id, t.Message.kind == MessageKind.INCOMING)
-        .order_by(t.Message.id.desc())
-        .limit(1)
-    )
+    return await session.scalar(_LAST_INBOUND_PROVIDER_ID, {"conversation_id": conversation_id})
 
 
 async def _thread_provider_ids(
@@ -480,13 +508,6 @@ async def _thread_provider_ids(
 ) -> tuple[str, ...]:
     """Provider ids of the conversation's earlier messages, oldest first (email References)."""
     ids = await session.scalars(
-        select(t.Message.provider_message_id)
-        .where(
-            t.Message.conversation_id == conversation_id,
-            t.Message.id < before_id,
-            t.Message.provider_message_id.is_not(None),
-        )
-        .order_by(t.Message.id.desc())
-        .limit(50)
+        _THREAD_PROVIDER_IDS, {"conversation_id": conversation_id, "before_id": before_id}
     )
     return tuple(reversed([i for i in ids if i]))

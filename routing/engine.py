@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -75,6 +75,14 @@ def bot_active(conversation: t.Conversation) -> bool:
     return bool(bot.get("status") == "active")
 
 
+# Run for every inbound message: built once (building a select cost more than running it).
+_ENABLED_RULES = (
+    select(t.RoutingRule)
+    .where(t.RoutingRule.account_id == bindparam("account_id"), t.RoutingRule.enabled.is_(True))
+    .order_by(t.RoutingRule.position, t.RoutingRule.id)
+)
+
+
 class RoutingHook:
     def __init__(
         self,
@@ -103,11 +111,7 @@ class RoutingHook:
         if ctx.new_conversation or ctx.reopened:
             triggers.append("conversation_opened")
 
-        rules = await session.scalars(
-            select(t.RoutingRule)
-            .where(t.RoutingRule.account_id == conversation.account_id, t.RoutingRule.enabled.is_(True))
-            .order_by(t.RoutingRule.position, t.RoutingRule.id)
-        )
+        rules = await session.scalars(_ENABLED_RULES, {"account_id": conversation.account_id})
         for rule in list(rules):
             trigger = next((x for x in triggers if x in (rule.triggers or [])), None)
             if trigger is None:

@@ -79,9 +79,9 @@ class ImapPoller:
             host=cfg.host, port=cfg.port, timeout=t, ssl_context=ctx, conn_lost_cb=lambda exc: lost.set()
         )
         try:
-            await asyncio.wait_for(imap.wait_hello_from_server(), t)
-            _ok(await asyncio.wait_for(imap.login(cfg.user, cfg.password), t), "LOGIN")
-            selected = _ok(await asyncio.wait_for(imap.select(cfg.folder), t), "SELECT")
+            await _within(imap.wait_hello_from_server(), t)
+            _ok(await _within(imap.login(cfg.user, cfg.password), t), "LOGIN")
+            selected = _ok(await _within(imap.select(cfg.folder), t), "SELECT")
             uidvalidity = _uidvalidity(selected.lines)
             saved = await self._state.get(STATE_KEY) or {}
             last_uid = int(saved.get("last_uid", 0))
@@ -102,7 +102,7 @@ class ImapPoller:
                     await self._idle(imap, lost)
                 else:
                     await _race(asyncio.sleep(cfg.poll_seconds), lost)
-                    _ok(await asyncio.wait_for(imap.noop(), t), "NOOP")
+                    _ok(await _within(imap.noop(), t), "NOOP")
             raise ImapError("connection lost")
         finally:
             # No LOGOUT: mid-IDLE it would wait for a timeout; closing the socket ends the session.
@@ -114,35 +114,40 @@ class ImapPoller:
 
     async def _idle(self, imap: aioimaplib.IMAP4, lost: asyncio.Event) -> None:
         t = self._cfg.command_timeout
-        idle = await asyncio.wait_for(imap.idle_start(timeout=self._cfg.idle_seconds), t)
+        idle = await _within(imap.idle_start(timeout=self._cfg.idle_seconds), t)
         with contextlib.suppress(TimeoutError):  # no news within the IDLE period: re-issue it (RFC 2177)
             await _race(imap.wait_server_push(timeout=self._cfg.idle_seconds + t), lost)
         if lost.is_set():
             idle.cancel()
             return
         imap.idle_done()
-        await asyncio.wait_for(idle, t)
+        await _within(idle, t)
 
     async def _fetch_new(self, imap: aioimaplib.IMAP4, uidvalidity: int, last_uid: int) -> int:
         t = self._cfg.command_timeout
         # Without a NOOP some servers (dovecot) miss files dropped into the maildir since SELECT.
-        _ok(await asyncio.wait_for(imap.noop(), t), "NOOP")
-        found = _ok(await asyncio.wait_for(imap.uid_search(f"UID {last_uid + 1}:*"), t), "UID SEARCH")
+        _ok(await _within(imap.noop(), t), "NOOP")
+        found = _ok(await _within(imap.uid_search(f"UID {last_uid + 1}:*"), t), "UID SEARCH")
         # "n:*" always matches the highest UID, even when it is below n: filter.
         uids = sorted({int(x) for x in found.lines[0].split() if x.isdigit()} if found.lines else set())
         for uid in (u for u in uids if u > last_uid):
-            fetched = _ok(
-                await asyncio.wait_for(imap.uid("fetch", str(uid), "(BODY.PEEK[])"), t * 4), "UID FETCH"
-            )
+            fetched = _ok(await _within(imap.uid("fetch", str(uid), "(BODY.PEEK[])"), t * 4), "UID FETCH")
             raw = _literal(fetched.lines)
             if raw is None:
                 _LOGGER.warning("%s: UID %s vanished before FETCH", self._label, uid)
             else:
                 await self._ingest(raw)  # returns once stored (or raises: then we retry later)
-                _ok(await asyncio.wait_for(imap.uid("store", str(uid), "+FLAGS", r"(\Seen)"), t), "STORE")
+                _ok(await _within(imap.uid("store", str(uid), "+FLAGS", r"(\Seen)"), t), "STORE")
             last_uid = uid
             await self._state.set(STATE_KEY, {"uidvalidity": uidvalidity, "last_uid": last_uid})
         return last_uid
+
+
+async def _within(aw: Awaitable[Any], seconds: float) -> Any:
+    """``aw`` or TimeoutError after ``seconds``. Not asyncio.wait_for: on 3.11 that swallows a cancel
+    arriving just as ``aw`` finishes (CPython gh-86296), and a stopped poller would then run on."""
+    async with asyncio.timeout(seconds):
+        return await aw
 
 
 async def _race(aw: Awaitable[Any], lost: asyncio.Event) -> Any:

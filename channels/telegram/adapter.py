@@ -313,7 +313,8 @@ class TelegramAdapter:
 
     async def _call_with_watchdog(self, call: Awaitable[Any], extra: float = 0) -> Any:
         """A wedged connection pool must not stall polling for ever: give up after a generous bound."""
-        return await asyncio.wait_for(call, timeout=30 + extra)
+        async with asyncio.timeout(30 + extra):  # not wait_for: it can swallow a cancel on 3.11
+            return await call
 
     # -- inbound -----------------------------------------------------------------------------------
 

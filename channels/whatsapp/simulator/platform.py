@@ -186,7 +186,8 @@ class Simulator:
         if self.version > since:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on 3.11
+                await self._changed.wait()
 
     # -- contacts -----------------------------------------------------------------------------------
 

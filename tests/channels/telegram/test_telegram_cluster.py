@@ -17,8 +17,10 @@ from tests.harness import start_gateway
 async def test_two_gateways_poll_a_bot_once_and_hand_over(
     tmp_path: Path, bot_api: FakeBotApi, redis_url: str
 ):
-    # A short lease so the hand-over is quick; both gateways share the SQLite file in tmp_path.
-    cluster = {"redis_url": redis_url, "poller_lease_seconds": 0.6}
+    # A short lease so the hand-over is quick, but long enough that a loaded CI machine (two gateways
+    # on one loop here) renews it in time; both gateways share the SQLite file in tmp_path.
+    lease = 1.5
+    cluster = {"redis_url": redis_url, "poller_lease_seconds": lease}
     a = await telegram_gateway(tmp_path, bot_api, "polling", settings=cluster)  # a polls (helper waits)
     b = await start_gateway(tmp_path, settings=cluster)
     b_stream = await b.stream(after=0)
@@ -35,7 +37,7 @@ async def test_two_gateways_poll_a_bot_once_and_hand_over(
         # While a holds the lease b never starts a polling client (each starts with deleteWebhook);
         # a second poller would also show as getUpdates calls ended by a 409 conflict.
         with pytest.raises(TimeoutError):  # three lease lifetimes
-            await bot_api.wait_for("deleteWebhook", after=mark, answered=False, timeout=2)
+            await bot_api.wait_for("deleteWebhook", after=mark, answered=False, timeout=3 * lease)
         pushed.append(await bot_api.user_sends(ann, "two"))
         await a.stored("two")
         assert adapter_a.polling_client_builds == 1 and adapter_b.polling_client_builds == 0
