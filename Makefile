@@ -33,8 +33,9 @@ lint: $(STAMP)
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
 
+## make bench: figures of the embedded gateway; ARGS="--scale-out" (or "--mode embedded,scale-out") for the cluster
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

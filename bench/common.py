@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -121,9 +121,16 @@ async def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60
             await asyncio.sleep(0.1)  # polling a starting process: there is no event to wait on
 
 
-async def start_gateway(data_dir: Path | None = None, env: dict[str, str] | None = None) -> Proc:
-    """``switchboard serve --demo`` on its embedded default (SQLite, in-process jobs and events)."""
+async def start_gateway(
+    data_dir: Path | None = None, env: dict[str, str] | None = None, *, demo: bool = True
+) -> Proc:
+    """``switchboard serve`` (``--demo``: seeds the demo account and prints its token).
+
+    With no database or Redis URL in ``env`` this is the embedded default (SQLite under ``data_dir``,
+    in-process jobs and events); bench/deployment.py passes them for the scale-out cluster.
+    """
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="sb-bench-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = open(data_dir / "gateway.log", "wb")  # noqa: SIM115 - lives as long as the process
     popen = subprocess.Popen(
@@ -132,7 +139,7 @@ async def start_gateway(data_dir: Path | None = None, env: dict[str, str] | None
             "-m",
             "gateway.cli",
             "serve",
-            "--demo",
+            *(["--demo"] if demo else []),
             "--port",
             str(port),
             "--smtp-port",
@@ -148,12 +155,14 @@ async def start_gateway(data_dir: Path | None = None, env: dict[str, str] | None
     token = None
     assert popen.stdout is not None
     loop = asyncio.get_running_loop()
-    while token is None:
+    while True:  # "serving on" comes after start-up (migrations, bus, channels) and the demo seed
         line = (await loop.run_in_executor(None, popen.stdout.readline)).decode()
         if not line:
             raise RuntimeError(f"gateway exited; see {data_dir / 'gateway.log'}")
         if "API token:" in line:
             token = line.rsplit(" ", 1)[1].strip()
+        if line.startswith("Switchboard serving on"):
+            break
     base = f"http://127.0.0.1:{port}"
     await wait_http(base + "/healthz", popen)
     return Proc(popen, base, data_dir, token)
@@ -170,7 +179,17 @@ def raise_nofile(want: int = 65536) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-async def api(http: aiohttp.ClientSession, gw: Proc, method: str, path: str, body: Any = None) -> Any:
+class Target(Protocol):
+    """What the API helper needs: a gateway's base URL and the demo admin's token."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def token(self) -> str | None: ...
+
+
+async def api(http: aiohttp.ClientSession, gw: Target, method: str, path: str, body: Any = None) -> Any:
     """One API call as the demo super admin; raises on an error status."""
     async with http.request(
         method, f"{gw.base_url}/api/v1{path}", json=body, headers={"Authorization": f"Bearer {gw.token}"}

@@ -11,11 +11,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from bench.common import Proc, cpu_seconds, free_port, peak_rss_mb, start_gateway, summary_ms, wait_http
+from bench.common import cpu_seconds, free_port, peak_rss_mb, summary_ms, wait_http
+from bench.deployment import deploy
 
 BASELINE_SERVER = r"""
 import sys
@@ -42,12 +44,10 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 
 
 async def _drive(
-    connect: Any, post: Any, agents: int, rate: float, duration: float, pid: int
+    connect: Any, post: Any, agents: int, rate: float, duration: float, cpu: Callable[[], float]
 ) -> tuple[list[float], int, int, float]:
-    """Open ``agents`` sockets, post ``rate`` messages/s for ``duration`` s, collect latencies.
-
-    Also returns the server's CPU seconds from the first post until every frame arrived (or the wait
-    ended): the cost of the load itself, without start-up and connecting."""
+    """Open ``agents`` sockets, post ``rate`` messages/s for ``duration`` s, collect latencies; also
+    the server's CPU seconds (``cpu()``) spent during the load."""
     latencies: list[float] = []
     expected = int(rate * duration)
     done = asyncio.Event()
@@ -67,9 +67,9 @@ async def _drive(
             if received >= expected * agents:
                 done.set()
 
-    sockets = [await _ready(await connect()) for _ in range(agents)]
+    sockets = [await _ready(await connect(i)) for i in range(agents)]
     readers = [asyncio.create_task(reader(ws)) for ws in sockets]
-    cpu_before = cpu_seconds(pid)
+    cpu_before = cpu()
     start = time.monotonic()
     posts: set[asyncio.Future[Any]] = set()
     for i in range(expected):
@@ -81,7 +81,7 @@ async def _drive(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), timeout=duration + 30)
     await asyncio.gather(*posts, return_exceptions=True)
-    load_cpu = cpu_seconds(pid) - cpu_before
+    load_cpu = cpu() - cpu_before
     for ws in sockets:
         await ws.close()
     for r in readers:
@@ -109,9 +109,15 @@ def _sent_at(data: dict[str, Any]) -> float | None:
 
 
 async def run(
-    agents: int = 2000, rate: float = 200, duration: float = 10, env: dict[str, str] | None = None
+    agents: int = 2000,
+    rate: float = 200,
+    duration: float = 10,
+    env: dict[str, str] | None = None,
+    mode: str = "embedded",
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"agents": agents, "rate_per_s": rate, "duration_s": duration}
+    """Baseline, then the gateway(s) of ``mode`` (scale-out: agents and posts round robin over both
+    gateways, so half the events cross between them over Redis)."""
+    results: dict[str, Any] = {"agents": agents, "rate_per_s": rate, "duration_s": duration, "mode": mode}
     limits = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=limits) as http:
         # Baseline: bare broadcast.
@@ -120,14 +126,14 @@ async def run(
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", base)
             lat, got, want, load_cpu = await _drive(
-                lambda: http.ws_connect(f"http://127.0.0.1:{port}/ws", max_msg_size=0),
+                lambda i: http.ws_connect(f"http://127.0.0.1:{port}/ws", max_msg_size=0),
                 lambda i: http.post(
                     f"http://127.0.0.1:{port}/publish", data=json.dumps({"sent_at": time.time()})
                 ),
                 agents,
                 rate,
                 duration,
-                base.pid,
+                lambda: cpu_seconds(base.pid),
             )
             results["baseline"] = {
                 **summary_ms(lat),
@@ -141,13 +147,13 @@ async def run(
             base.terminate()
             base.wait(10)
 
-        gw: Proc = await start_gateway(env=env)
+        gw = await deploy(mode, env)
         try:
             auth = {"Authorization": f"Bearer {gw.token}"}
 
             async def post(i: int) -> None:
                 async with http.post(
-                    f"{gw.base_url}/api/v1/conversations/1/messages",
+                    f"{gw.url(i)}/api/v1/conversations/1/messages",
                     headers=auth,
                     json={"text": f"bench {time.time()} {i}", "private": True},
                 ) as resp:
@@ -155,18 +161,18 @@ async def run(
 
             profiler = gw.profile("fanout", duration + 2)
             lat, got, want, load_cpu = await _drive(
-                lambda: http.ws_connect(f"{gw.base_url}/api/v1/stream", headers=auth, max_msg_size=0),
+                lambda i: http.ws_connect(f"{gw.url(i)}/api/v1/stream", headers=auth, max_msg_size=0),
                 post,
                 agents,
                 rate,
                 duration,
-                gw.popen.pid,
+                lambda: gw.cpu_now()["gateways_workers"],
             )
             results["gateway"] = {
                 **summary_ms(lat),
                 "delivered": got,
                 "expected": want,
-                "load_cpu_s": round(load_cpu, 2),
+                "load_cpu_s": round(load_cpu, 2),  # gateways (and workers) during the load
                 **gw.usage(),
             }
             if profiler is not None:

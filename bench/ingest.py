@@ -22,11 +22,10 @@ from bench.common import (
     cpu_seconds,
     free_port,
     peak_rss_mb,
-    sqlite_rows,
-    start_gateway,
     summary_ms,
     wait_http,
 )
+from bench.deployment import deploy
 from channels.whatsapp.signature import HEADER, sign
 
 BASELINE_SERVER = r"""
@@ -70,7 +69,7 @@ def webhook_body(pnid: str, n: int, contacts: int, run: str) -> bytes:
 
 async def _phase(
     http: aiohttp.ClientSession,
-    url: str,
+    urls: list[str],
     secret: str,
     pnid: str,
     connections: int,
@@ -82,7 +81,7 @@ async def _phase(
     async def one(n: int) -> bool:
         body = webhook_body(pnid, n, contacts, run)
         headers = {HEADER: sign(secret, body), "Content-Type": "application/json"}
-        async with http.post(url, data=body, headers=headers) as resp:
+        async with http.post(urls[n % len(urls)], data=body, headers=headers) as resp:
             await resp.read()
             return resp.status == 200
 
@@ -91,16 +90,17 @@ async def _phase(
 
 
 async def run(
-    connections: int = 64, duration: float = 20, env: dict[str, str] | None = None
+    connections: int = 64, duration: float = 20, env: dict[str, str] | None = None, mode: str = "embedded"
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"connections": connections, "duration_s": duration}
+    """Baseline, then the gateway(s) of ``mode`` (scale-out: webhooks round robin over both)."""
+    results: dict[str, Any] = {"connections": connections, "duration_s": duration, "mode": mode}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
         port = free_port()
         db = tempfile.mktemp(suffix=".sqlite3", prefix="sb-bench-ingest-")
         base = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(port), db])
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", base)
-            url = f"http://127.0.0.1:{port}/hook"
+            url = [f"http://127.0.0.1:{port}/hook"]
             top = await _phase(http, url, "x", "1", connections, duration, "b1")
             half = top["req_per_s"] / 2
             paced = await _phase(http, url, "x", "1", connections, duration, "b2", rate=half)
@@ -114,13 +114,14 @@ async def run(
             base.terminate()
             base.wait(10)
 
-        gw = await start_gateway(env=env)
+        gw = await deploy(mode, env)
         try:
             channel = next(
                 ch for ch in (await api(http, gw, "GET", "/channels"))["items"] if ch["kind"] == "whatsapp"
             )
             secret, pnid = channel["config"]["app_secret"], channel["config"]["phone_number_id"]
-            url = f"{gw.base_url}/webhooks/whatsapp/{channel['id']}"
+            url = [f"{gw.url(i)}/webhooks/whatsapp/{channel['id']}" for i in range(len(gw.gateways))]
+            cpu_before = gw.cpu_now()
             profiler = gw.profile("ingest", duration)
             top = await _phase(http, url, secret, pnid, connections, duration, "g1")
             if profiler is not None:
@@ -130,14 +131,15 @@ async def run(
             own = await _phase(
                 http, url, secret, pnid, connections, duration, "g3", rate=top["req_per_s"] / 2
             )
-            stored = sqlite_rows(
-                gw, "SELECT count(*) FROM messages WHERE provider_message_id LIKE 'wamid.bench-%'"
+            stored = await gw.rows(
+                "SELECT count(*) FROM messages WHERE provider_message_id LIKE 'wamid.bench-%'"
             )
             results["gateway"] = {
                 "max": top,
                 "at_half_baseline": paced,
                 "at_half_own": own,
                 "stored": stored[0][0],
+                "cpu_ms_per_message": gw.cpu_ms_per(cpu_before, stored[0][0]),
                 **gw.usage(),
             }
         finally:

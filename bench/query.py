@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import cpu_seconds, start_gateway, summary_ms
+from bench.common import summary_ms
+from bench.deployment import Deployment, deploy
 
 WORDS = [
     "order",
@@ -104,27 +105,78 @@ def seed(db_file: Path, conversations: int, per_conversation: int) -> None:
     con.close()
 
 
+async def seed_postgres(database_url: str, conversations: int, per_conversation: int) -> None:
+    """The same data as ``seed`` (statuses, 90 days of activity, 8 random words a message), generated
+    by PostgreSQL itself; the ids' sequences are moved past it so the gateway's inserts still work."""
+    import asyncpg  # type: ignore[import-untyped]  # no stubs; the gateway reaches it through SQLAlchemy
+
+    words = "ARRAY[" + ",".join(f"'{w}'" for w in WORDS) + "]"
+    text = " || ' ' || ".join([f"({words})[1 + floor(random() * {len(WORDS)})::int]"] * 8)
+    statuses = "ARRAY['open','open','pending','resolved','resolved','snoozed']"
+    con = await asyncpg.connect(database_url)
+    try:
+        cbase = await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM contacts")
+        vbase = await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM conversations")
+        async with con.transaction():
+            await con.execute(
+                f"""CREATE TEMP TABLE bench_seed ON COMMIT DROP AS
+                SELECT n, {int(cbase)} + n AS contact_id, {int(vbase)} + n AS conv_id,
+                       '+1555' || lpad(({int(cbase)} + n)::text, 7, '0') AS phone,
+                       now() - random() * interval '90 days' AS at,
+                       ({statuses})[1 + floor(random() * 6)::int] AS status
+                FROM generate_series(1, {int(conversations)}) n"""
+            )
+            await con.execute(
+                """INSERT INTO contacts (id, account_id, name, phone, attributes, labels, created_at)
+                SELECT contact_id, 1, 'Contact ' || contact_id, phone, '{}', '[]', at FROM bench_seed"""
+            )
+            await con.execute(
+                """INSERT INTO conversations (id, account_id, inbox_id, channel_id, contact_id, thread_key,
+                    recipient, status, priority, last_inbound_at, last_activity_at, created_at, meta)
+                SELECT conv_id, 1, 1, 1, contact_id, phone, phone, status, 'none', at, at, at, '{}'
+                FROM bench_seed"""
+            )
+            await con.execute(
+                f"""INSERT INTO messages (account_id, conversation_id, channel_id, kind, origin, text,
+                    content_type, attachments, status, created_at, updated_at, attempts)
+                SELECT 1, conv_id, 1, 'incoming', 'contact', {text} || ' #' || conv_id || '-' || j,
+                       'text', '[]', 'received', at, at, 0
+                FROM bench_seed, generate_series(0, {int(per_conversation) - 1}) j"""
+            )
+            for table in ("contacts", "conversations", "messages"):
+                await con.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+                )
+        await con.execute("ANALYZE")
+    finally:
+        await con.close()
+
+
 async def run(
     conversations: int = 200_000,
     per_conversation: int = 10,
     requests: int = 300,
     env: dict[str, str] | None = None,
+    mode: str = "embedded",
 ) -> dict[str, Any]:
-    gw = await start_gateway(env=env)  # creates and migrates the database, seeds the demo
-    gw.stop()
+    gw = await deploy(mode, env)  # creates and migrates the database, seeds the demo
     t0 = time.monotonic()
-    seed(gw.data_dir / "switchboard.sqlite3", conversations, per_conversation)
+    if gw.database_url is None:
+        gw.stop()
+        seed(gw.data_dir / "switchboard.sqlite3", conversations, per_conversation)
+    else:
+        await seed_postgres(gw.database_url, conversations, per_conversation)
     seeded_s = round(time.monotonic() - t0, 1)
-    gw = await start_gateway(gw.data_dir, env=env)
+    if gw.database_url is None:
+        gw = await deploy(mode, env, gw.data_dir)
     out: dict[str, Any] = {
+        "mode": mode,
         "conversations": conversations,
         "messages": conversations * per_conversation,
         "seed_s": seeded_s,
     }
     try:
-        out.update(
-            await measure(gw.base_url, gw.token, conversations, per_conversation, requests, gw.popen.pid)
-        )
+        out.update(await measure(gw, conversations, per_conversation, requests))
         out.update(gw.usage())
     finally:
         gw.stop()
@@ -132,26 +184,23 @@ async def run(
     return out
 
 
-async def measure(
-    base_url: str,
-    token: str | None,
-    conversations: int,
-    per_conversation: int,
-    requests: int,
-    pid: int | None = None,
-) -> dict[str, Any]:
-    """Sequential requests (one at a time: latency, not throughput), ``requests`` samples per figure.
+async def measure(gw: Deployment, conversations: int, per_conversation: int, requests: int) -> dict[str, Any]:
+    """Sequential requests (one at a time: latency, not throughput), ``requests`` samples per figure,
+    round robin over the deployment's gateways.
 
-    With the gateway's ``pid``, each figure also gets the gateway's CPU time per request, which the
-    other processes on a shared machine disturb less than the wall-clock percentiles.
+    Each figure also gets the gateways' CPU time per request, which the other processes on a shared
+    machine disturb less than the wall-clock percentiles.
     """
     rng = random.Random(11)
     out: dict[str, Any] = {}
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+    sent = 0
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {gw.token}"}) as http:
 
         async def get(path: str) -> tuple[float, dict[str, Any]]:
+            nonlocal sent
+            sent += 1
             t = time.perf_counter()
-            async with http.get(base_url + "/api/v1" + path) as resp:
+            async with http.get(gw.url(sent) + "/api/v1" + path) as resp:
                 assert resp.status == 200, await resp.text()
                 body = await resp.json()
             return time.perf_counter() - t, body
@@ -159,12 +208,12 @@ async def measure(
         for i in range(20):  # warm the page cache and the gateway's statement caches
             await get(f"/conversations?inbox_id=1&status={['open', 'pending'][i % 2]}&limit=50")
         cpu: dict[str, float] = {}
-        mark = cpu_seconds(pid) if pid else 0.0
+        mark = gw.cpu_now()["gateways_workers"]
 
         def took_cpu(name: str, n: int) -> None:
             nonlocal mark
-            if pid and n:
-                now = cpu_seconds(pid)
+            if n:
+                now = gw.cpu_now()["gateways_workers"]
                 cpu[name] = round((now - mark) * 1000 / n, 2)
                 mark = now
 

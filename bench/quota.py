@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench.common import free_port, sqlite_rows, start_gateway, summary_ms
+from bench.common import free_port, summary_ms
+from bench.deployment import deploy
 from bench.send import TEMPLATE, broadcast_channel, many, recipient, start_simulator
 
 
@@ -31,15 +32,21 @@ class _Sink:
 
 
 async def run(
-    sends: int = 10_000, limit: int = 1_000, concurrency: int = 256, env: dict[str, str] | None = None
+    sends: int = 10_000,
+    limit: int = 1_000,
+    concurrency: int = 256,
+    env: dict[str, str] | None = None,
+    mode: str = "embedded",
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"sends": sends, "limit": limit, "concurrency": concurrency}
+    """Concurrent sends around the limit through the gateway(s) of ``mode`` (scale-out: round robin
+    over both gateways; the alert mails leave from the workers)."""
+    results: dict[str, Any] = {"sends": sends, "limit": limit, "concurrency": concurrency, "mode": mode}
     sink = _Sink()
     smtp_port = free_port()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(sink), "127.0.0.1", smtp_port)
     token, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    gw = await start_gateway(env={**(env or {}), "SWITCHBOARD_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"})
+    gw = await deploy(mode, {**(env or {}), "SWITCHBOARD_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"})
     sim = None
     try:
         async with aiohttp.ClientSession(
@@ -52,7 +59,7 @@ async def run(
 
             async def one(n: int) -> bool:
                 body = {"channel_id": channel["id"], "to": recipient(500_000 + n), "template": TEMPLATE}
-                async with http.post(f"{gw.base_url}/api/v1/messages", json=body, headers=headers) as resp:
+                async with http.post(f"{gw.url(n)}/api/v1/messages", json=body, headers=headers) as resp:
                     await resp.read()
                     return resp.status == 201
 
@@ -63,18 +70,18 @@ async def run(
                 await asyncio.sleep(0.2)  # mail arrives from another process: polled, bounded
             ch = channel["id"]
             statuses = dict(
-                sqlite_rows(
-                    gw,
+                await gw.rows(
                     "SELECT coalesce(reason, status), count(*) FROM messages WHERE channel_id = ? AND kind = 'outgoing' GROUP BY 1",
                     (ch,),
                 )
             )
-            used = sqlite_rows(gw, "SELECT used FROM quota_usage")
-            alerts = sqlite_rows(gw, "SELECT tier FROM quota_alerts ORDER BY tier")
-            conversations = sqlite_rows(
-                gw,
-                "SELECT count(DISTINCT m.conversation_id) FROM messages m WHERE m.channel_id = ? AND m.kind = 'outgoing' AND m.status != 'failed'",
-                (ch,),
+            used = await gw.rows("SELECT used FROM quota_usage")
+            alerts = await gw.rows("SELECT tier FROM quota_alerts ORDER BY tier")
+            conversations = (
+                await gw.rows(
+                    "SELECT count(DISTINCT m.conversation_id) FROM messages m WHERE m.channel_id = ? AND m.kind = 'outgoing' AND m.status != 'failed'",
+                    (ch,),
+                )
             )[0][0]
             results.update(
                 {

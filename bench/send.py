@@ -26,11 +26,10 @@ from bench.common import (
     cpu_seconds,
     free_port,
     peak_rss_mb,
-    sqlite_rows,
-    start_gateway,
     summary_ms,
     wait_http,
 )
+from bench.deployment import deploy
 
 PNID = "100000000000009"
 TEMPLATE = {"name": "hello_world", "language": "en_US"}
@@ -112,9 +111,11 @@ async def _status_sink() -> tuple[web.AppRunner, str]:
 
 
 async def run(
-    total: int = 100_000, concurrency: int = 64, env: dict[str, str] | None = None
+    total: int = 100_000, concurrency: int = 64, env: dict[str, str] | None = None, mode: str = "embedded"
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"sends": total, "concurrency": concurrency}
+    """Baseline, then the gateway(s) of ``mode`` (scale-out: API sends round robin over both gateways,
+    deliveries by the workers; the simulator's status webhooks go to the first gateway)."""
+    results: dict[str, Any] = {"sends": total, "concurrency": concurrency, "mode": mode}
     token, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=concurrency), timeout=aiohttp.ClientTimeout(total=120)
@@ -153,7 +154,7 @@ async def run(
             await sink.cleanup()
 
         # Through the gateway: a channel pointed at a fresh simulator process.
-        gw = await start_gateway(env=env)
+        gw = await deploy(mode, env)
         port = free_port()
         gsim: subprocess.Popen[bytes] | None = None
         try:
@@ -163,10 +164,11 @@ async def run(
 
             async def through(n: int) -> bool:
                 body = {"channel_id": channel["id"], "to": recipient(n), "template": TEMPLATE}
-                async with http.post(f"{gw.base_url}/api/v1/messages", json=body, headers=headers) as resp:
+                async with http.post(f"{gw.url(n)}/api/v1/messages", json=body, headers=headers) as resp:
                     await resp.read()
                     return resp.status == 201
 
+            cpu_before = gw.cpu_now()
             profiler = gw.profile("send", 20)
             began = time.monotonic()
             lat, errors, elapsed = await many(total, concurrency, through)
@@ -176,7 +178,7 @@ async def run(
             waited = time.monotonic()
             query = "SELECT status, count(*) FROM messages WHERE channel_id = ? AND kind = 'outgoing' GROUP BY status"
             while True:
-                counts = dict(sqlite_rows(gw, query, (channel["id"],)))
+                counts: dict[str, int] = dict(await gw.rows(query, (channel["id"],)))
                 if not counts.get("queued") or time.monotonic() - waited > 300:
                     break
                 await asyncio.sleep(1)  # polling another process's database: no event to wait on
@@ -189,6 +191,7 @@ async def run(
                 "sends_per_s": round(total / drained, 1),
                 "final_statuses": counts,
                 "accounted_for": sum(counts.values()),
+                "cpu_ms_per_send": gw.cpu_ms_per(cpu_before, total),
                 **gw.usage(),
                 "simulator_cpu_s": round(cpu_seconds(gsim.pid), 2),
             }

@@ -15,15 +15,18 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import api, raise_nofile, rss_mb, start_gateway
+from bench.common import api, raise_nofile, rss_mb
+from bench.deployment import deploy
 
 
 async def run(
-    sockets: int = 10_000, concurrency: int = 200, env: dict[str, str] | None = None
+    sockets: int = 10_000, concurrency: int = 200, env: dict[str, str] | None = None, mode: str = "embedded"
 ) -> dict[str, Any]:
+    """Idle widget sockets on the gateway(s) of ``mode`` (scale-out: round robin over both; the RSS
+    figures are summed over the gateways, and listed per gateway)."""
     nofile = raise_nofile(sockets * 2 + 1024)  # the gateway inherits it
-    results: dict[str, Any] = {"sockets": sockets, "nofile": nofile}
-    gw = await start_gateway(env=env)
+    results: dict[str, Any] = {"sockets": sockets, "nofile": nofile, "mode": mode}
+    gw = await deploy(mode, env)
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             inbox_id = (await api(http, gw, "GET", "/inboxes"))["items"][0]["id"]
@@ -40,18 +43,18 @@ async def run(
                     "config": {"token": token, "limits": {"connections_per_ip_per_minute": 10_000_000}},
                 },
             )
-            before = rss_mb(gw.popen.pid)
+            before = gw.rss_mb()
             opened: list[aiohttp.ClientWebSocketResponse] = []
             failures = 0
             gate = asyncio.Semaphore(concurrency)
 
-            async def connect() -> None:
+            async def connect(n: int) -> None:
                 nonlocal failures
                 async with gate:
                     try:
                         ws = await http.ws_connect(
-                            f"{gw.base_url}/webchat/{token}/ws?key={secrets.token_urlsafe(16)}",
-                            headers={"Origin": gw.base_url},
+                            f"{gw.url(n)}/webchat/{token}/ws?key={secrets.token_urlsafe(16)}",
+                            headers={"Origin": gw.url(n)},
                             heartbeat=None,
                         )
                         while True:
@@ -65,7 +68,7 @@ async def run(
                         failures += 1
 
             start = time.monotonic()
-            await asyncio.gather(*(connect() for _ in range(sockets)))
+            await asyncio.gather(*(connect(n) for n in range(sockets)))
             elapsed = time.monotonic() - start
             results.update(
                 {
@@ -73,7 +76,8 @@ async def run(
                     "failures": failures,
                     "connect_s": round(elapsed, 1),
                     "rss_before_mb": before,
-                    "rss_open_mb": rss_mb(gw.popen.pid),
+                    "rss_open_mb": gw.rss_mb(),
+                    "rss_open_each_mb": [rss_mb(g.popen.pid) for g in gw.gateways],
                     **gw.usage(),
                 }
             )
