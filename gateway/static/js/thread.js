@@ -114,7 +114,8 @@ export function onConversation(conversation) {
   current.conversation = { ...current.conversation, ...conversation };
   renderHeader();
   clearTimeout(contactTimer);
-  contactTimer = setTimeout(() => contact.load(current.conversation), 200);
+  // The thread may be closed (or another opened) by the time this fires.
+  contactTimer = setTimeout(() => { if (current) contact.load(current.conversation); }, 200);
 }
 
 export function onListItem(item) {

@@ -80,6 +80,12 @@ async def test_imap_ingest_survives_server_and_gateway_restarts(tmp_path: Path, 
         dovecot.start()
         await stream.next(created("during outage"))  # reconnected with back-off, caught up by UID
         assert await stored_texts(gw, cid) == ["one", "two", "pushed", "during outage"]
+        poller = (await gw.container.adapters.get(cid)).poller  # type: ignore[attr-defined]
+        while True:  # a pass that ends after its \Seen flag: the one that stored it recorded its UID
+            poller.caught_up.clear()
+            await asyncio.wait_for(poller.caught_up.wait(), 10)
+            if seen_flags(dovecot) == 4:
+                break
     finally:
         await gw.close()
 
