@@ -1,10 +1,12 @@
-"""aiosqlite's connection interface, run on the event loop's own thread (for the SQLite writer).
+"""aiosqlite's connection interface, run on the event loop's own thread (every SQLite connection).
 
 Why: through aiosqlite every statement is four hand-offs to its thread (cursor, execute, fetch,
 close); an inbound message runs ~17 statements, so ~70 thread wake-ups and GIL hand-backs, which cost
 more CPU than the SQL itself. Inside a write transaction SQLite never waits for anyone else (WAL: the
 one writer holds the write lock from ``BEGIN IMMEDIATE`` to commit, readers don't block it, and
-auto-checkpoints are passive), so each statement is a few microseconds of C and can run inline.
+checkpoints run elsewhere, see ``Checkpointer``), and WAL readers never wait for the writer, so each
+statement is a few microseconds of C and can run inline. The price: a long query (a search over
+millions of rows) holds the loop for its duration; the inbox queries are built to stop after a page.
 
 The statement that can wait is ``BEGIN IMMEDIATE`` itself, when another *process* (a CLI command, a
 second embedded process) holds the write lock. Statements run inline with no busy timeout; only one
