@@ -12,8 +12,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,21 +29,6 @@ def missing(what: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{what} is not installed; CI must install it (.ci/run)")
     pytest.skip(f"{what} is not installed")
-
-
-def wait_until(
-    check: Callable[[], bool], proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 20
-) -> None:
-    """Retry ``check`` until a just-started server answers (dovecot: its IMAP greeting).
-
-    The check itself blocks on the server's answer; the pause only spaces out connection attempts
-    refused before the server has bound its port, for which no process offers an event to wait on.
-    """
-    end = time.monotonic() + timeout
-    while not check():
-        if (proc is not None and proc.poll() is not None) or time.monotonic() > end:
-            raise RuntimeError(f"{what} did not start")
-        time.sleep(0.05)
 
 
 def _pg_bin() -> str | None:

@@ -6,18 +6,19 @@ import asyncio
 import os
 import shutil
 import smtplib
-import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import IO
 
 import pytest
 
-from tests.services import free_port, missing, wait_until
+from tests.services import free_port, missing
 
 SUPPORT = "support@demo.switchboard.test"
 
@@ -72,6 +73,13 @@ def parsed(envelope) -> EmailMessage:
 # -- dovecot (shared/reference/test-services.md §3) -------------------------------------------------
 
 
+def _copy(source: IO[bytes], path: Path) -> None:
+    with path.open("ab") as sink:
+        for line in source:
+            sink.write(line)
+            sink.flush()
+
+
 class Dovecot:
     def __init__(self, root: Path, port: int) -> None:
         self.root, self.port = root, port
@@ -80,21 +88,27 @@ class Dovecot:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["dovecot", "-F", "-c", str(self.root / "dovecot.conf")])
-        wait_until(self._ready, self.proc, "dovecot")
+        """Start dovecot and return once its master logged "starting up" (its listeners are bound)."""
+        self.proc = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(self.root / "dovecot.conf")], stderr=subprocess.PIPE
+        )
+        assert self.proc.stderr is not None
+        seen: list[bytes] = []
+        for line in self.proc.stderr:  # the config logs to stderr
+            seen.append(line)
+            if b"starting up" in line:
+                break
+        else:
+            raise RuntimeError(f"dovecot did not start: {b''.join(seen).decode(errors='replace')}")
+        # Keep draining the log into a file, or a full pipe would stall dovecot.
+        log = self.root / "dovecot.log"
+        threading.Thread(target=_copy, args=(self.proc.stderr, log), daemon=True).start()
 
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
-
-    def _ready(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                return b"ready" in s.recv(1024)
-        except OSError:
-            return False
 
     def deliver(self, raw: bytes) -> None:
         """Drop a message into the maildir as a local delivery agent would (tmp/ then rename)."""
