@@ -335,13 +335,8 @@ class Outbox:
         now = self._clock()
         async with self._db.write() as session:
             message = await session.scalar(
-                select(t.Message)
-                .where(
-                    t.Message.channel_id == channel_id,
-                    t.Message.provider_message_id == provider_id,
-                    t.Message.kind == MessageKind.OUTGOING,
-                )
-                .with_for_update()
+                _OUTGOING_BY_PROVIDER_ID.with_for_update(),
+                {"channel_id": channel_id, "provider_id": provider_id},
             )
             if message is None:
                 return False
