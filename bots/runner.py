@@ -128,6 +128,8 @@ class BotRunner:
 
     async def hook(self, session: AsyncSession, ctx: InboundContext) -> None:
         """InboundHook: queue a step for the conversation's active run once the message committed."""
+        if ((ctx.conversation.meta or {}).get("bot") or {}).get("status") != ACTIVE:
+            return  # the run's start and end keep meta["bot"] current: no query for bot-less chats
         run_id = await session.scalar(_ACTIVE_RUN, {"conversation_id": ctx.conversation.id})
         if run_id is None:
             return

@@ -10,10 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from inbox import tables as t
 
 # Run for every inbound message: built once (see inbox/inbound.py).
-_IDENTITY = select(t.ContactIdentity).where(
-    t.ContactIdentity.account_id == bindparam("account_id"),
-    t.ContactIdentity.kind == bindparam("kind"),
-    t.ContactIdentity.address == bindparam("address"),
+_BY_IDENTITY = (
+    select(t.Contact)
+    .join(t.ContactIdentity, t.ContactIdentity.contact_id == t.Contact.id)
+    .where(
+        t.ContactIdentity.account_id == bindparam("account_id"),
+        t.ContactIdentity.kind == bindparam("kind"),
+        t.ContactIdentity.address == bindparam("address"),
+    )
 )
 
 
@@ -21,10 +25,10 @@ async def resolve_contact(
     session: AsyncSession, account_id: int, kind: str, address: str, name: str | None, now: datetime
 ) -> t.Contact:
     """The contact behind a normalized address, created with its identity on first sight."""
-    identity = await session.scalar(_IDENTITY, {"account_id": account_id, "kind": kind, "address": address})
-    if identity is not None:
-        contact = await session.get(t.Contact, identity.contact_id)
-        assert contact is not None
+    contact: t.Contact | None = await session.scalar(
+        _BY_IDENTITY, {"account_id": account_id, "kind": kind, "address": address}
+    )
+    if contact is not None:
         if name and not contact.name:
             contact.name = name
         return contact

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -35,23 +35,30 @@ BUSY_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
 
 
 # Run for every inbound message: built once (building a select cost more than running it).
-_TEAM_POLICY = select(t.AssignmentPolicy).where(
-    t.AssignmentPolicy.team_id == bindparam("team_id"), t.AssignmentPolicy.enabled.is_(True)
-)
-_INBOX_POLICY = select(t.AssignmentPolicy).where(
-    t.AssignmentPolicy.inbox_id == bindparam("inbox_id"), t.AssignmentPolicy.enabled.is_(True)
+# Both candidates in one statement; a NULL team_id matches no row.
+_POLICIES = (
+    select(t.AssignmentPolicy)
+    .where(
+        t.AssignmentPolicy.enabled.is_(True),
+        or_(
+            t.AssignmentPolicy.team_id == bindparam("team_id"),
+            t.AssignmentPolicy.inbox_id == bindparam("inbox_id"),
+        ),
+    )
+    .order_by(t.AssignmentPolicy.id)
 )
 
 
 async def policy_for(session: AsyncSession, conversation: t.Conversation) -> t.AssignmentPolicy | None:
     """The team's policy when the conversation has a team with one, else the inbox's (enabled only)."""
-    policy: t.AssignmentPolicy | None
+    policies = list(
+        await session.scalars(_POLICIES, {"team_id": conversation.team_id, "inbox_id": conversation.inbox_id})
+    )
     if conversation.team_id is not None:
-        policy = await session.scalar(_TEAM_POLICY, {"team_id": conversation.team_id})
-        if policy is not None:
-            return policy
-    policy = await session.scalar(_INBOX_POLICY, {"inbox_id": conversation.inbox_id})
-    return policy
+        for policy in policies:
+            if policy.team_id == conversation.team_id:
+                return policy
+    return next((p for p in policies if p.inbox_id == conversation.inbox_id), None)
 
 
 async def _lock(session: AsyncSession, policy: t.AssignmentPolicy) -> None:
