@@ -36,6 +36,11 @@ _LOGGER = logging.getLogger(__name__)
 
 # The statements every inbound message runs, built once: building a select and its cache key each time
 # cost more CPU than SQLite spent running it (bench/README.md, profile).
+_CHANNEL_AND_INBOX = (
+    select(t.Channel, t.InboxRow)
+    .outerjoin(t.InboxRow, t.InboxRow.id == t.Channel.inbox_id)
+    .where(t.Channel.id == bindparam("channel_id"))
+)
 # Plain table columns where no ORM object is wanted: a Core select costs half an ORM one.
 _MESSAGES = t.Message.__table__.c
 _BY_PROVIDER_ID = select(_MESSAGES.id, _MESSAGES.conversation_id).where(
@@ -136,9 +141,11 @@ class InboundPipeline:
     ) -> tuple[ReceiveResult, InboundContext | None]:
         now = self._clock()
         async with self._db.write() as session:
-            channel = await session.get(t.Channel, inbound.channel_id)
-            if channel is None:
+            row = (await session.execute(_CHANNEL_AND_INBOX, {"channel_id": inbound.channel_id})).first()
+            if row is None:
                 raise UnknownChannel(f"channel {inbound.channel_id} does not exist")
+            channel: t.Channel = row[0]
+            inbox: t.InboxRow | None = row[1]
             existing = (
                 await session.execute(
                     _BY_PROVIDER_ID, {"channel_id": channel.id, "provider_id": inbound.provider_message_id}
@@ -161,13 +168,12 @@ class InboundPipeline:
                 merged = {**(contact.attributes or {}), **inbound.contact_attributes}
                 if merged != contact.attributes:
                     contact.attributes = merged
-            inbox = await session.get(t.InboxRow, channel.inbox_id)
             conversation, new, reopened = await self._find_conversation(
                 session, channel, inbox, contact, address, inbound, now
             )
             if inbox is None or conversation.inbox_id != inbox.id:  # moved to another inbox by a rule
                 inbox = await session.get(t.InboxRow, conversation.inbox_id)
-            row = {
+            values = {
                 "account_id": channel.account_id,
                 "conversation_id": conversation.id,
                 "channel_id": channel.id,
@@ -190,7 +196,7 @@ class InboundPipeline:
             # A Core INSERT, not session.add: the ORM flush of a new row cost several times the INSERT.
             # Hooks and views only read the message; a second duplicate delivery racing this one fails
             # here on the unique (channel, provider id) and ``receive`` retries it as a duplicate.
-            message = t.Message(id=await session.scalar(_INSERT_MESSAGE, row), **row)
+            message = t.Message(id=await session.scalar(_INSERT_MESSAGE, values), **values)
             # The service window runs from the newest message the contact sent, never backwards.
             sent_at = inbound.received_at or now
             held = inbound.held is not None  # auto-replies, bounces, filtered mail: no window, no hooks
