@@ -130,6 +130,9 @@ class Database:
             session = await stack.enter_async_context(self._sessions())
             try:
                 yield session
+                # Work a transaction queued for its end (the event log's rows: inbox.events).
+                for step in session.info.pop("before_commit", ()):
+                    await step(session)
                 await session.commit()
                 if self._checkpointer is not None:
                     self._checkpointer.committed()

@@ -27,7 +27,10 @@ _LOGGER = logging.getLogger(__name__)
 # Arbitrary constant: the advisory lock that orders event-writing transactions on PostgreSQL.
 _EVENT_LOCK_KEY = 0x5B0A
 DRAIN_BATCH = 500
-_INSERT_EVENT = insert(cast(Table, Event.__table__)).returning(Event.__table__.c.id)
+_EVENTS = cast(Table, Event.__table__)
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+# Several rows in one statement; the ids come back in the rows' order (the bus relies on it).
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
 
 async def record_event(
@@ -40,28 +43,59 @@ async def record_event(
     inbox_id: int | None = None,
     conversation_id: int | None = None,
 ) -> None:
-    """Append one event to the log inside the caller's transaction."""
+    """Append one event to the log of the caller's transaction (``Database.write``).
+
+    The rows are written just before the commit, all in one statement (``_write_events``), and then
+    handed to the after-commit callbacks (EventBus.committed_here). The payload is serialized then.
+    """
+    pending: list[Event] | None = session.info.get("events")
+    if pending is None:
+        pending = session.info["events"] = []
+        session.info.setdefault("before_commit", []).append(_write_events)
+    # Never added to the session: an ORM flush of new rows cost several times their INSERT.
+    pending.append(
+        Event(
+            account_id=account_id,
+            type=type_,
+            inbox_id=inbox_id,
+            conversation_id=conversation_id,
+            payload=payload,
+            created_at=now,
+        )
+    )
+
+
+async def _write_events(session: AsyncSession) -> None:
+    pending: list[Event] = session.info["events"]
+    rows = [
+        {
+            "account_id": e.account_id,
+            "type": e.type,
+            "inbox_id": e.inbox_id,
+            "conversation_id": e.conversation_id,
+            "payload": e.payload,
+            "created_at": e.created_at,
+        }
+        for e in pending
+    ]
+    # Flush first: an UPDATE that waits for a row lock while this transaction holds the event lock
+    # would deadlock with a transaction holding that row and waiting for the event lock at its commit.
+    await session.flush()
     await hold_event_lock(session)
-    row = {
-        "account_id": account_id,
-        "type": type_,
-        "inbox_id": inbox_id,
-        "conversation_id": conversation_id,
-        "payload": payload,
-        "created_at": now,
-    }
-    # Inserted now with a Core statement, not added to the session: an ORM flush of a new row cost
-    # several times the INSERT (bench/README.md, profile). The row object is only what the after-commit
-    # callbacks read (Database.write hands them over to EventBus.committed_here); it is never flushed.
-    event = Event(id=await session.scalar(_INSERT_EVENT, row), **row)
-    session.info.setdefault("events", []).append(event)
+    ids: list[int]
+    if len(rows) == 1:
+        ids = [(await session.execute(_INSERT_EVENT, rows[0])).scalar_one()]
+    else:  # one statement on PostgreSQL; SQLAlchemy runs it row by row on SQLite (ordered RETURNING)
+        ids = list(await session.scalars(_INSERT_EVENTS, rows))
+    for event, id_ in zip(pending, ids, strict=True):
+        event.id = id_
 
 
 async def hold_event_lock(session: AsyncSession) -> None:
     """Take the event-order lock now (PostgreSQL; no-op elsewhere). Held until commit.
 
-    Code that takes other locks in an event-writing transaction (the quota's usage row) takes this one
-    first, so every transaction locks in the same order and none deadlock.
+    ``_write_events`` takes it just before the commit, after every other lock of the transaction, and
+    holds nothing else it could wait for: so it is held briefly and no lock order can deadlock on it.
     """
     if session.bind.dialect.name == "postgresql" and not session.info.get("event_lock"):
         # Sequence values are handed out before commit, so two transactions could commit ids 6 then 5

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
-from inbox.events import hold_event_lock, record_event
+from inbox.events import record_event
 from inbox.mail import queue_mail
 from inbox.model import Reason, Role
 from inbox.outbox import Refusal, SendContext
@@ -100,8 +100,7 @@ async def usage_row(
     session: AsyncSession, account_id: int, period: str, now: datetime, *, lock: bool
 ) -> t.QuotaUsage:
     """The account's usage row for the period, created if missing; locked for update if ``lock``."""
-    if lock:
-        await hold_event_lock(session)  # lock order: events first, then the usage row
+    # (The event log takes its own lock at commit, after this one: no lock order to keep here.)
     stmt = select(t.QuotaUsage).where(t.QuotaUsage.account_id == account_id, t.QuotaUsage.period == period)
     row = await session.scalar(stmt.execution_options(populate_existing=True))
     if row is None:

@@ -1,0 +1,114 @@
+"""The event log's rows are written at commit: in the order recorded, handed to the after-commit
+callbacks with their ids, never for a rolled-back transaction; and on PostgreSQL the event-order lock
+(taken at commit) cannot deadlock with a row lock another transaction holds."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from inbox import tables as t
+from inbox.db import Database, sqlite_url
+from inbox.events import record_event
+from inbox.schema import migrate
+
+
+async def _db(url: str) -> Database:
+    db = Database(url)
+    db.connect()
+    await migrate(db)
+    return db
+
+
+async def _new_account(db: Database, name: str) -> int:
+    async with db.write() as session:
+        account = t.Account(name=name, created_at=datetime.now(UTC))
+        session.add(account)
+        await session.flush()
+        return account.id
+
+
+async def _log(db: Database) -> list[tuple[int, str, str]]:
+    async with db.read() as session:
+        rows = await session.execute(select(t.Event.id, t.Event.type, t.Event.payload).order_by(t.Event.id))
+        return [(id_, type_, payload["n"]) for id_, type_, payload in rows]
+
+
+@pytest.fixture
+async def db(database_url: str | None, tmp_path: Path):
+    database = await _db(database_url or sqlite_url(tmp_path))
+    yield database
+    await database.close()
+
+
+async def test_events_are_written_in_the_order_recorded_and_handed_over_with_their_ids(db: Database):
+    account_id = await _new_account(db, "a")
+    handed: list[list[tuple[int, str]]] = []
+    db.after_commit.append(lambda rows: handed.append([(r.id, r.type) for r in rows]))
+    now = datetime.now(UTC)
+
+    async with db.write() as session:
+        for n in ("first", "second", "third"):
+            await record_event(session, f"test.{n}", account_id=account_id, payload={"n": n}, now=now)
+    with pytest.raises(RuntimeError):
+        async with db.write() as session:
+            await record_event(session, "test.lost", account_id=account_id, payload={"n": "lost"}, now=now)
+            raise RuntimeError("roll back")
+    async with db.write() as session:
+        await record_event(session, "test.fourth", account_id=account_id, payload={"n": "fourth"}, now=now)
+
+    log = await _log(db)
+    assert [n for _, _, n in log] == ["first", "second", "third", "fourth"]
+    assert handed == [[(id_, type_) for id_, type_, _ in log[:3]], [(log[3][0], log[3][1])]]
+
+
+async def test_a_row_lock_held_by_another_transaction_does_not_deadlock_the_event_lock(pg_url: str):
+    """T2 holds the account row; T1, which recorded an event and changed that row, commits and has to
+    wait for it. T2 then records an event and commits. If T1 held the event lock while waiting for the
+    row (event lock taken early, or before flushing its UPDATE), T2 would wait for T1 for ever:
+    PostgreSQL would abort one of them as a deadlock."""
+    db = await _db(pg_url)
+    try:
+        account_id = await _new_account(db, "before")
+        now = datetime.now(UTC)
+        t2_holds_row, t2_may_commit = asyncio.Event(), asyncio.Event()
+
+        async def t1() -> None:
+            await t2_holds_row.wait()
+            async with db.write() as session:
+                await record_event(session, "test.t1", account_id=account_id, payload={"n": "t1"}, now=now)
+                account = await session.get(t.Account, account_id)
+                assert account is not None
+                account.name = "renamed by t1"  # flushed at commit: waits for T2's row lock
+
+        async def t2() -> None:
+            async with db.write() as session:
+                await session.execute(select(t.Account).where(t.Account.id == account_id).with_for_update())
+                t2_holds_row.set()
+                await t2_may_commit.wait()
+                await record_event(session, "test.t2", account_id=account_id, payload={"n": "t2"}, now=now)
+
+        async def t1_waits_for_a_lock() -> None:
+            # Condition wait: PostgreSQL shows T1's UPDATE queued behind T2's row lock.
+            async with db.read() as session:
+                while not await session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                    await session.rollback()  # a fresh snapshot of pg_locks each time
+
+        async with asyncio.timeout(60):
+            first, second = asyncio.create_task(t1()), asyncio.create_task(t2())
+            await t2_holds_row.wait()
+            await t1_waits_for_a_lock()
+            t2_may_commit.set()
+            await asyncio.gather(first, second)
+
+        assert [n for _, _, n in await _log(db)] == ["t2", "t1"]  # commit order
+        async with db.read() as session:
+            assert await session.scalar(select(t.Account.name).where(t.Account.id == account_id)) == (
+                "renamed by t1"
+            )
+    finally:
+        await db.close()
