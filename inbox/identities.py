@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 from inbox.model import ChannelKind
@@ -11,6 +13,9 @@ class InvalidAddress(ValueError):
     """An address that cannot be a recipient on its channel."""
 
 
+# Every inbound WhatsApp message asks, mostly for numbers seen before; parsing one costs ~100 µs.
+# A pure function of its arguments (failures raise and are not kept).
+@functools.lru_cache(maxsize=16_384)
 def normalize_phone(raw: str, default_region: str | None = None) -> str:
     """E.164 (``+5511987654321``). WhatsApp sends ``wa_id`` without the plus, so digits get one."""
     text = raw.strip()
