@@ -172,6 +172,23 @@ _THREAD_PROVIDER_IDS = (
 )
 
 
+# How many recently sent messages' statuses each process remembers (see ``Outbox._known``).
+KNOWN_STATUSES = 10_000
+
+
+def can_advance(known: MessageStatus, incoming: MessageStatus) -> bool:
+    """Whether a provider status could still change a message whose status is at least ``known``.
+
+    Statuses only move up the ranks or to ``failed``, which is final; so a status at or below a rank
+    the message already had is a no-op whatever the row says now (``_advance`` agrees).
+    """
+    if known == MessageStatus.FAILED:
+        return False
+    if incoming == MessageStatus.FAILED:
+        return True
+    return incoming in STATUS_RANK and STATUS_RANK[incoming] > STATUS_RANK.get(known, -1)
+
+
 def default_backoff(attempt: int, retry_after: float | None) -> float:
     """Seconds before try ``attempt + 1``: the provider's hint, else exponential with full jitter."""
     if retry_after is not None:
@@ -202,7 +219,21 @@ class Outbox:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._lease = lease
+        # A lower bound of the status of messages this process sent or moved lately, by (channel,
+        # provider id). WhatsApp reports ``sent`` for every message we already marked sent: that
+        # webhook then costs no transaction. Another process can only have moved a message further,
+        # so a stale entry still tells a no-op apart; a miss just reads the row.
+        self._known: dict[tuple[int, str], MessageStatus] = {}
         jobs.register(DISPATCH_JOB, self.dispatch)
+
+    def _learn(self, channel_id: int, provider_id: str | None, status: MessageStatus) -> None:
+        if provider_id is None:
+            return
+        key = (channel_id, provider_id)
+        self._known.pop(key, None)
+        self._known[key] = status
+        if len(self._known) > KNOWN_STATUSES:
+            del self._known[next(iter(self._known))]  # the oldest entry
 
     # -- submit -------------------------------------------------------------------------------------
 
@@ -344,14 +375,21 @@ class Outbox:
             "attempts": message.attempts + 1,
             "updated_at": now,
         }
-        async with self._db.write() as session:
-            conn = await session.connection()
-            await conn.execute(_SENT, {"message_id": message.id, **values})
-            for key, value in values.items():
-                set_committed_value(message, key, value)
-            for key in ("lease_until", "reason", "error_detail", "next_attempt_at"):
-                set_committed_value(message, key, None)
-            await self._record_updated(session, message, inbox_id, now)
+        try:
+            async with self._db.write() as session:
+                conn = await session.connection()
+                await conn.execute(_SENT, {"message_id": message.id, **values})
+                for key, value in values.items():
+                    set_committed_value(message, key, value)
+                for key in ("lease_until", "reason", "error_detail", "next_attempt_at"):
+                    set_committed_value(message, key, None)
+                await self._record_updated(session, message, inbox_id, now)
+                # Learnt before the commit: the provider's own "sent" webhook often arrives while this
+                # transaction holds the writer, and then finds the answer when it gets it.
+                self._learn(message.channel_id, provider_id, MessageStatus(values["status"]))
+        except BaseException:
+            self._known.pop((message.channel_id, provider_id), None)  # not committed: not known
+            raise
         # Statuses the provider sent before we knew this id (fast webhooks) apply now.
         await self._adopt_orphans(message.channel_id, provider_id)
 
@@ -465,8 +503,15 @@ class Outbox:
 
     async def apply_status(self, update_: DeliveryUpdate) -> bool:
         """Move a message forward (sent → delivered → read; failed is final). True if it changed."""
+        key = (update_.channel_id, update_.provider_message_id)
+        known = self._known.get(key)
+        if known is not None and not can_advance(known, update_.status):
+            return False
         now = self._clock()
         async with self._db.write() as session:
+            known = self._known.get(key)  # again: the send may have committed while we waited
+            if known is not None and not can_advance(known, update_.status):
+                return False
             found = (
                 await session.execute(
                     _STATUS_TARGET,
@@ -486,7 +531,11 @@ class Outbox:
                 )
             else:
                 message, inbox_id = found
-                return await self._advance(session, message, update_, now, inbox_id)
+                changed = await self._advance(session, message, update_, now, inbox_id)
+        if found is not None:
+            # Learnt after the commit: a rolled-back change must not be remembered.
+            self._learn(update_.channel_id, update_.provider_message_id, MessageStatus(message.status))
+            return changed
         return await self._adopt_orphans(update_.channel_id, update_.provider_message_id)
 
     async def _advance(
