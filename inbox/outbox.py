@@ -369,9 +369,10 @@ class Outbox:
         else changes while the lease holds (a status webhook cannot find it before this commit): it is
         written with one UPDATE and updated in memory for the event, not read again."""
         now = self._clock()
-        values = {
+        final = status if status != MessageStatus.QUEUED else MessageStatus.SENT
+        values: dict[str, object] = {
             "provider_message_id": provider_id,
-            "status": status if status != MessageStatus.QUEUED else MessageStatus.SENT,
+            "status": final,
             "attempts": message.attempts + 1,
             "updated_at": now,
         }
@@ -386,7 +387,7 @@ class Outbox:
                 await self._record_updated(session, message, inbox_id, now)
                 # Learnt before the commit: the provider's own "sent" webhook often arrives while this
                 # transaction holds the writer, and then finds the answer when it gets it.
-                self._learn(message.channel_id, provider_id, MessageStatus(values["status"]))
+                self._learn(message.channel_id, provider_id, final)
         except BaseException:
             self._known.pop((message.channel_id, provider_id), None)  # not committed: not known
             raise
