@@ -288,7 +288,8 @@ class Outbox:
             updated_at=now,
         )
         session.add(message)
-        await session.flush()
+        # Not flushed yet: a policy that renders the text or refuses the send changes the row before
+        # its INSERT, not with an UPDATE after it. A policy that needs the id flushes (the quota).
         if not draft.private:
             ctx = SendContext(draft, message, conversation, channel, now, "submit")
             for policy in self.policies:

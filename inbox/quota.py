@@ -120,10 +120,16 @@ async def usage_row(
     """The account's usage row for the period, created if missing; locked for update if ``lock``."""
     if lock:
         await hold_event_lock(session)  # lock order: events first, then the usage row
+    locked_key = ("quota_usage_locked", account_id, period)
+    held: t.QuotaUsage | None = session.info.get(locked_key)
+    if held is not None:  # locked earlier in this transaction: nobody else can have changed it
+        return held
     stmt = _USAGE_LOCKED if lock else _USAGE
     params = {"account_id": account_id, "period": period}
     row: t.QuotaUsage | None = await session.scalar(stmt, params)
     if row is not None:  # the usual case: one statement, the row locked if asked
+        if lock:
+            session.info[locked_key] = row
         return row
     values = {
         "account_id": account_id,
@@ -139,6 +145,8 @@ async def usage_row(
     await session.execute(insert(t.QuotaUsage).values(**values).on_conflict_do_nothing())
     locked: t.QuotaUsage | None = await session.scalar(stmt, params)
     assert locked is not None
+    if lock:
+        session.info[locked_key] = locked
     return locked
 
 
@@ -213,8 +221,12 @@ class Quota:
         serialized = session.bind.dialect.name == "sqlite"
         if not serialized and await billable_is_open(session, ctx.channel.id, contact_id, ctx.now):
             return None
-        conn = await session.connection()
-        account = (await conn.execute(_ACCOUNT_LIMIT, {"account_id": account_id})).one()
+        # Read once per transaction (a broadcast gates many sends in one).
+        account = session.info.get(("account_limit", account_id))
+        if account is None:
+            conn = await session.connection()
+            account = (await conn.execute(_ACCOUNT_LIMIT, {"account_id": account_id})).one()
+            session.info[("account_limit", account_id)] = account
         limit = account.included_conversations + row.packs * PACK_SIZE
         if row.used >= limit:
             return Refusal(
@@ -222,6 +234,8 @@ class Quota:
                 f"all {limit} conversations of {period} are used; buy a pack to open new conversations",
             )
         window_open = await window_open_for(session, ctx)
+        if ctx.message.id is None:
+            await session.flush()  # the submit leaves the INSERT to the first policy needing the id
         session.add(new_billable(ctx, ctx.message.id, window_open))
         row.used += 1
         row.updated_at = ctx.now

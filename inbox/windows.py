@@ -169,11 +169,18 @@ async def find_template(session: AsyncSession, channel_id: int, ref: TemplateRef
 async def _template_row(
     session: AsyncSession, channel_id: int, ref: TemplateRef
 ) -> Row[tuple[str, str]] | None:
+    # Read once per transaction: a broadcast gates many sends of the same template in one.
+    key = ("template", channel_id, ref.name, ref.language)
+    if key in session.info:
+        cached: Row[tuple[str, str]] | None = session.info[key]
+        return cached
     conn = await session.connection()
     result = await conn.execute(
         _TEMPLATE_BODY, {"channel_id": channel_id, "name": ref.name, "language": ref.language}
     )
-    return result.first()
+    row = result.first()
+    session.info[key] = row
+    return row
 
 
 def _template_problem(row: Row[tuple[str, str]] | None, ref: TemplateRef) -> str | None:
