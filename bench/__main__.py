@@ -63,7 +63,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     plan: dict[str, Any] = {
         "ingest": lambda env, mode: ingest.run(connections=64, duration=duration, env=env, mode=mode),
         "send": lambda env, mode: send.run(
-            total=args.sends or (500 if quick else 100_000), env=env, mode=mode
+            total=args.sends or (500 if quick else 100_000), env=env, mode=mode, via=args.send_via
         ),
         "fanout": lambda env, mode: fanout.run(
             agents=200 if quick else 2000,
@@ -161,7 +161,8 @@ def table(results: dict[str, Any]) -> str:
         r = results[key]
         g, b = r["gateway"], r["baseline"]
         rows.append(
-            f"| outbound send {_label(r)} ({r['sends']:,} template sends) | {g['sends_per_s']} sends/s "
+            f"| outbound send {_label(r)} ({r['sends']:,} template sends via {r.get('via', 'messages')}) | "
+            f"{g['sends_per_s']} sends/s "
             f"(API {g['api_sends_per_s']}/s), accounted {g['accounted_for']:,}: {g['final_statuses']}"
             f"{_per(g.get('cpu_ms_per_send'), 'send')} | "
             f"{b['sends_per_s']} sends/s | {r['ratio']}× | {r['target']} | {_usage(g)} |"
@@ -209,6 +210,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--duration", type=float, help="seconds of ingest load")
     parser.add_argument("--sends", type=int, help="broadcast size")
+    parser.add_argument(
+        "--send-via",
+        choices=send.VIA,
+        default="broadcasts",
+        help="send figure: POST /broadcasts of 500 recipients (default) or one POST /messages each",
+    )
     parser.add_argument("--sockets", type=int, help="idle widget sockets")
     parser.add_argument("--conversations", type=int, help="inbox query data size")
     parser.add_argument("--quota-sends", type=int)

@@ -10,7 +10,18 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway.api import admin, bots, contacts, conversations, jobs, policies, routing, web_session, worklist
+from gateway.api import (
+    admin,
+    bots,
+    broadcasts,
+    contacts,
+    conversations,
+    jobs,
+    policies,
+    routing,
+    web_session,
+    worklist,
+)
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
@@ -46,6 +57,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             worklist.api,
             policies.api,
             jobs.api,
+            broadcasts.api,
         ],
         API_PREFIX,
     )

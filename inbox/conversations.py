@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -15,6 +15,17 @@ from inbox.model import ConversationStatus, MessageKind, MessageStatus, Priority
 from inbox.views import ConversationView, MessageView, dump
 
 _UNSET = object()
+# Every business-initiated send (and each recipient of a broadcast) runs it: built once.
+_OPEN_BY_THREAD = (
+    select(t.Conversation)
+    .where(
+        t.Conversation.channel_id == bindparam("channel_id"),
+        t.Conversation.thread_key == bindparam("thread_key"),
+        t.Conversation.status != ConversationStatus.RESOLVED,
+    )
+    .order_by(t.Conversation.id.desc())
+    .limit(1)
+)
 
 
 @dataclass
@@ -128,16 +139,7 @@ async def find_or_open_conversation(
     session: AsyncSession, channel: t.Channel, contact_id: int, address: str, now: datetime
 ) -> tuple[t.Conversation, bool]:
     """For business-initiated sends: the contact's latest unresolved conversation here, or a new one."""
-    conversation = await session.scalar(
-        select(t.Conversation)
-        .where(
-            t.Conversation.channel_id == channel.id,
-            t.Conversation.thread_key == address,
-            t.Conversation.status != ConversationStatus.RESOLVED,
-        )
-        .order_by(t.Conversation.id.desc())
-        .limit(1)
-    )
+    conversation = await session.scalar(_OPEN_BY_THREAD, {"channel_id": channel.id, "thread_key": address})
     if conversation is not None:
         return conversation, False
     inbox = await session.get(t.InboxRow, channel.inbox_id)

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from inbox import tables as t
 from inbox.db import Clock, Database
@@ -108,6 +109,38 @@ _CLAIM = (
     )
     .values(lease_until=bindparam("lease_until"))
 )
+# A claimed message with its conversation and channel: one statement instead of three ``get``s.
+_DISPATCH_ROWS = (
+    select(t.Message, t.Conversation, t.Channel)
+    .join(t.Conversation, t.Conversation.id == t.Message.conversation_id)
+    .join(t.Channel, t.Channel.id == t.Message.channel_id)
+    .where(t.Message.id == bindparam("message_id"))
+)
+# The send's result, written without reading the row back (dispatch holds it under the lease).
+_SENT = (
+    update(t.Message)
+    .where(t.Message.id == bindparam("message_id"))
+    .values(
+        provider_message_id=bindparam("provider_message_id"),
+        status=bindparam("status"),
+        attempts=bindparam("attempts"),
+        updated_at=bindparam("updated_at"),
+        lease_until=None,
+        reason=None,
+        error_detail=None,
+        next_attempt_at=None,
+    )
+)
+# A provider status finds its message and the conversation's inbox (for the event) at once.
+_STATUS_TARGET = (
+    select(t.Message, t.Conversation.inbox_id)
+    .join(t.Conversation, t.Conversation.id == t.Message.conversation_id)
+    .where(
+        t.Message.channel_id == bindparam("channel_id"),
+        t.Message.provider_message_id == bindparam("provider_id"),
+        t.Message.kind == MessageKind.OUTGOING,
+    )
+)
 _OUTGOING_BY_PROVIDER_ID = select(t.Message).where(
     t.Message.channel_id == bindparam("channel_id"),
     t.Message.provider_message_id == bindparam("provider_id"),
@@ -137,6 +170,23 @@ _THREAD_PROVIDER_IDS = (
     .order_by(t.Message.id.desc())
     .limit(50)
 )
+
+
+# How many recently sent messages' statuses each process remembers (see ``Outbox._known``).
+KNOWN_STATUSES = 10_000
+
+
+def can_advance(known: MessageStatus, incoming: MessageStatus) -> bool:
+    """Whether a provider status could still change a message whose status is at least ``known``.
+
+    Statuses only move up the ranks or to ``failed``, which is final; so a status at or below a rank
+    the message already had is a no-op whatever the row says now (``_advance`` agrees).
+    """
+    if known == MessageStatus.FAILED:
+        return False
+    if incoming == MessageStatus.FAILED:
+        return True
+    return incoming in STATUS_RANK and STATUS_RANK[incoming] > STATUS_RANK.get(known, -1)
 
 
 def default_backoff(attempt: int, retry_after: float | None) -> float:
@@ -169,7 +219,21 @@ class Outbox:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._lease = lease
+        # A lower bound of the status of messages this process sent or moved lately, by (channel,
+        # provider id). WhatsApp reports ``sent`` for every message we already marked sent: that
+        # webhook then costs no transaction. Another process can only have moved a message further,
+        # so a stale entry still tells a no-op apart; a miss just reads the row.
+        self._known: dict[tuple[int, str], MessageStatus] = {}
         jobs.register(DISPATCH_JOB, self.dispatch)
+
+    def _learn(self, channel_id: int, provider_id: str | None, status: MessageStatus) -> None:
+        if provider_id is None:
+            return
+        key = (channel_id, provider_id)
+        self._known.pop(key, None)
+        self._known[key] = status
+        if len(self._known) > KNOWN_STATUSES:
+            del self._known[next(iter(self._known))]  # the oldest entry
 
     # -- submit -------------------------------------------------------------------------------------
 
@@ -224,7 +288,8 @@ class Outbox:
             updated_at=now,
         )
         session.add(message)
-        await session.flush()
+        # Not flushed yet: a policy that renders the text or refuses the send changes the row before
+        # its INSERT, not with an UPDATE after it. A policy that needs the id flushes (the quota).
         if not draft.private:
             ctx = SendContext(draft, message, conversation, channel, now, "submit")
             for policy in self.policies:
@@ -259,11 +324,9 @@ class Outbox:
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return
-            message = await session.get(t.Message, message_id)
-            assert message is not None
-            conversation = await session.get(t.Conversation, message.conversation_id)
-            channel = await session.get(t.Channel, message.channel_id)
-            assert conversation is not None and channel is not None
+            message, conversation, channel = (
+                await session.execute(_DISPATCH_ROWS, {"message_id": message_id})
+            ).one()
             draft = _draft_of(message)
             ctx = SendContext(draft, message, conversation, channel, now, "dispatch")
             for policy in self.policies:
@@ -298,25 +361,39 @@ class Outbox:
             _LOGGER.exception("adapter raised an unmapped error for message %s", message_id)
             await self._retry_later(message_id, f"{type(exc).__name__}: {exc}", None)
             return
-        await self._finish_sent(message_id, result.provider_message_id, result.status)
+        await self._finish_sent(message, conversation.inbox_id, result.provider_message_id, result.status)
 
-    async def _finish_sent(self, message_id: int, provider_id: str, status: MessageStatus) -> None:
+    async def _finish_sent(
+        self, message: t.Message, inbox_id: int, provider_id: str, status: MessageStatus
+    ) -> None:
+        """Record the provider's id and status. ``message`` is dispatch's copy of the row, which nothing
+        else changes while the lease holds (a status webhook cannot find it before this commit): it is
+        written with one UPDATE and updated in memory for the event, not read again."""
         now = self._clock()
-        async with self._db.write() as session:
-            message = await session.get(t.Message, message_id)
-            assert message is not None
-            message.provider_message_id = provider_id
-            message.lease_until = None
-            message.reason = None
-            message.error_detail = None
-            message.next_attempt_at = None
-            message.attempts += 1
-            message.status = status if status != MessageStatus.QUEUED else MessageStatus.SENT
-            message.updated_at = now
-            await self._emit_updated(session, message, now)
-            channel_id = message.channel_id
+        final = status if status != MessageStatus.QUEUED else MessageStatus.SENT
+        values: dict[str, object] = {
+            "provider_message_id": provider_id,
+            "status": final,
+            "attempts": message.attempts + 1,
+            "updated_at": now,
+        }
+        try:
+            async with self._db.write() as session:
+                conn = await session.connection()
+                await conn.execute(_SENT, {"message_id": message.id, **values})
+                for key, value in values.items():
+                    set_committed_value(message, key, value)
+                for key in ("lease_until", "reason", "error_detail", "next_attempt_at"):
+                    set_committed_value(message, key, None)
+                await self._record_updated(session, message, inbox_id, now)
+                # Learnt before the commit: the provider's own "sent" webhook often arrives while this
+                # transaction holds the writer, and then finds the answer when it gets it.
+                self._learn(message.channel_id, provider_id, final)
+        except BaseException:
+            self._known.pop((message.channel_id, provider_id), None)  # not committed: not known
+            raise
         # Statuses the provider sent before we knew this id (fast webhooks) apply now.
-        await self._adopt_orphans(channel_id, provider_id)
+        await self._adopt_orphans(message.channel_id, provider_id)
 
     async def _adopt_orphans(self, channel_id: int, provider_id: str) -> bool:
         """Apply statuses parked for a message, after both sides committed.
@@ -401,17 +478,26 @@ class Outbox:
             await hook(session, message)
         await self._emit_updated(session, message, now)
 
-    async def _emit_updated(self, session: AsyncSession, message: t.Message, now: datetime) -> None:
-        conversation = await session.get(t.Conversation, message.conversation_id)
-        assert conversation is not None
+    async def _emit_updated(
+        self, session: AsyncSession, message: t.Message, now: datetime, inbox_id: int | None = None
+    ) -> None:
+        if inbox_id is None:
+            conversation = await session.get(t.Conversation, message.conversation_id)
+            assert conversation is not None
+            inbox_id = conversation.inbox_id
         await session.flush()
+        await self._record_updated(session, message, inbox_id, now)
+
+    async def _record_updated(
+        self, session: AsyncSession, message: t.Message, inbox_id: int, now: datetime
+    ) -> None:
         await record_event(
             session,
             "message.updated",
             account_id=message.account_id,
             now=now,
-            inbox_id=conversation.inbox_id,
-            conversation_id=conversation.id,
+            inbox_id=inbox_id,
+            conversation_id=message.conversation_id,
             payload={"message": dump(MessageView.of(message))},
         )
 
@@ -419,13 +505,22 @@ class Outbox:
 
     async def apply_status(self, update_: DeliveryUpdate) -> bool:
         """Move a message forward (sent → delivered → read; failed is final). True if it changed."""
+        key = (update_.channel_id, update_.provider_message_id)
+        known = self._known.get(key)
+        if known is not None and not can_advance(known, update_.status):
+            return False
         now = self._clock()
         async with self._db.write() as session:
-            message = await session.scalar(
-                _OUTGOING_BY_PROVIDER_ID,
-                {"channel_id": update_.channel_id, "provider_id": update_.provider_message_id},
-            )
-            if message is None:
+            known = self._known.get(key)  # again: the send may have committed while we waited
+            if known is not None and not can_advance(known, update_.status):
+                return False
+            found = (
+                await session.execute(
+                    _STATUS_TARGET,
+                    {"channel_id": update_.channel_id, "provider_id": update_.provider_message_id},
+                )
+            ).first()
+            if found is None:
                 session.add(
                     t.OrphanStatus(
                         channel_id=update_.channel_id,
@@ -437,11 +532,21 @@ class Outbox:
                     )
                 )
             else:
-                return await self._advance(session, message, update_, now)
+                message, inbox_id = found
+                changed = await self._advance(session, message, update_, now, inbox_id)
+        if found is not None:
+            # Learnt after the commit: a rolled-back change must not be remembered.
+            self._learn(update_.channel_id, update_.provider_message_id, MessageStatus(message.status))
+            return changed
         return await self._adopt_orphans(update_.channel_id, update_.provider_message_id)
 
     async def _advance(
-        self, session: AsyncSession, message: t.Message, update_: DeliveryUpdate, now: datetime
+        self,
+        session: AsyncSession,
+        message: t.Message,
+        update_: DeliveryUpdate,
+        now: datetime,
+        inbox_id: int | None = None,
     ) -> bool:
         current = MessageStatus(message.status)
         if current == MessageStatus.FAILED:
@@ -457,7 +562,7 @@ class Outbox:
             return False
         message.status = update_.status
         message.updated_at = now
-        await self._emit_updated(session, message, now)
+        await self._emit_updated(session, message, now, inbox_id)
         return True
 
     # -- start-up -----------------------------------------------------------------------------------
@@ -495,14 +600,19 @@ def _draft_of(message: t.Message) -> Draft:
 
 
 async def _last_inbound_provider_id(session: AsyncSession, conversation_id: int) -> str | None:
-    return await session.scalar(_LAST_INBOUND_PROVIDER_ID, {"conversation_id": conversation_id})
+    conn = await session.connection()  # Core: a column read needs no ORM round-trip
+    found: str | None = (
+        await conn.execute(_LAST_INBOUND_PROVIDER_ID, {"conversation_id": conversation_id})
+    ).scalar()
+    return found
 
 
 async def _thread_provider_ids(
     session: AsyncSession, conversation_id: int, before_id: int
 ) -> tuple[str, ...]:
     """Provider ids of the conversation's earlier messages, oldest first (email References)."""
-    ids = await session.scalars(
-        _THREAD_PROVIDER_IDS, {"conversation_id": conversation_id, "before_id": before_id}
-    )
+    conn = await session.connection()
+    ids = (
+        await conn.execute(_THREAD_PROVIDER_IDS, {"conversation_id": conversation_id, "before_id": before_id})
+    ).scalars()
     return tuple(reversed([i for i in ids if i]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +21,28 @@ from inbox.events import record_event
 from inbox.mail import queue_mail
 from inbox.model import Reason, Role
 from inbox.outbox import Refusal, SendContext
-from inbox.windows import is_metered, new_billable, open_billable, others_alive_in, period_of, window_open_for
+from inbox.windows import (
+    billable_is_open,
+    is_metered,
+    new_billable,
+    others_alive_in,
+    period_of,
+    window_open_for,
+)
 
 PACK_SIZE = 1000
 TIERS = (70, 80, 90, 95, 100)
+
+# Built once: every metered send that opens a conversation runs these (bench/README.md, profile).
+_USAGE = (
+    select(t.QuotaUsage)
+    .where(t.QuotaUsage.account_id == bindparam("account_id"), t.QuotaUsage.period == bindparam("period"))
+    .execution_options(populate_existing=True)
+)
+_USAGE_LOCKED = _USAGE.with_for_update()
+_ACCOUNT_LIMIT = select(t.Account.name, t.Account.included_conversations).where(
+    t.Account.id == bindparam("account_id")
+)
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
@@ -101,25 +119,33 @@ async def usage_row(
 ) -> t.QuotaUsage:
     """The account's usage row for the period, created if missing; locked for update if ``lock``."""
     # (The event log takes its own lock at commit, after this one: no lock order to keep here.)
-    stmt = select(t.QuotaUsage).where(t.QuotaUsage.account_id == account_id, t.QuotaUsage.period == period)
-    row = await session.scalar(stmt.execution_options(populate_existing=True))
-    if row is None:
-        values = {
-            "account_id": account_id,
-            "period": period,
-            "used": 0,
-            "packs": await _carried_packs(session, account_id, period),
-            "cancelled_packs": 0,
-            "updated_at": now,
-        }
-        dialect = session.bind.dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        # Two first sends of a month race to create the row; the loser's insert does nothing.
-        await session.execute(insert(t.QuotaUsage).values(**values).on_conflict_do_nothing())
-    if lock:
-        stmt = stmt.with_for_update()
-    locked: t.QuotaUsage | None = await session.scalar(stmt.execution_options(populate_existing=True))
+    locked_key = ("quota_usage_locked", account_id, period)
+    held: t.QuotaUsage | None = session.info.get(locked_key)
+    if held is not None:  # locked earlier in this transaction: nobody else can have changed it
+        return held
+    stmt = _USAGE_LOCKED if lock else _USAGE
+    params = {"account_id": account_id, "period": period}
+    row: t.QuotaUsage | None = await session.scalar(stmt, params)
+    if row is not None:  # the usual case: one statement, the row locked if asked
+        if lock:
+            session.info[locked_key] = row
+        return row
+    values = {
+        "account_id": account_id,
+        "period": period,
+        "used": 0,
+        "packs": await _carried_packs(session, account_id, period),
+        "cancelled_packs": 0,
+        "updated_at": now,
+    }
+    dialect = session.bind.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # Two first sends of a month race to create the row; the loser's insert does nothing.
+    await session.execute(insert(t.QuotaUsage).values(**values).on_conflict_do_nothing())
+    locked: t.QuotaUsage | None = await session.scalar(stmt, params)
     assert locked is not None
+    if lock:
+        session.info[locked_key] = locked
     return locked
 
 
@@ -184,16 +210,22 @@ class Quota:
         if ctx.stage != "submit" or ctx.message is None or not is_metered(ctx.channel):
             return None
         contact_id = ctx.conversation.contact_id
-        if await open_billable(session, ctx.channel.id, contact_id, ctx.now) is not None:
+        if await billable_is_open(session, ctx.channel.id, contact_id, ctx.now):
             return None
         account_id = ctx.conversation.account_id
         period = period_of(ctx.now)
         row = await usage_row(session, account_id, period, ctx.now, lock=True)
-        # Another sender may have opened it while we waited for the lock.
-        if await open_billable(session, ctx.channel.id, contact_id, ctx.now) is not None:
+        # Another sender may have opened it while we waited for the lock. SQLite's writer holds the
+        # whole database from BEGIN IMMEDIATE on, so there nobody can have: the first read stands.
+        serialized = session.bind.dialect.name == "sqlite"
+        if not serialized and await billable_is_open(session, ctx.channel.id, contact_id, ctx.now):
             return None
-        account = await session.get(t.Account, account_id)
-        assert account is not None
+        # Read once per transaction (a broadcast gates many sends in one).
+        account = session.info.get(("account_limit", account_id))
+        if account is None:
+            conn = await session.connection()
+            account = (await conn.execute(_ACCOUNT_LIMIT, {"account_id": account_id})).one()
+            session.info[("account_limit", account_id)] = account
         limit = account.included_conversations + row.packs * PACK_SIZE
         if row.used >= limit:
             return Refusal(
@@ -201,11 +233,13 @@ class Quota:
                 f"all {limit} conversations of {period} are used; buy a pack to open new conversations",
             )
         window_open = await window_open_for(session, ctx)
+        if ctx.message.id is None:
+            await session.flush()  # the submit leaves the INSERT to the first policy needing the id
         session.add(new_billable(ctx, ctx.message.id, window_open))
         row.used += 1
         row.updated_at = ctx.now
         await session.flush()
-        await self._alert(session, account, period, row.used, limit, ctx.now)
+        await self._alert(session, account_id, account.name, period, row.used, limit, ctx.now)
         return None
 
     async def release(self, session: AsyncSession, message: t.Message) -> None:
@@ -225,7 +259,14 @@ class Quota:
         row.updated_at = now
 
     async def _alert(
-        self, session: AsyncSession, account: t.Account, period: str, used: int, limit: int, now: datetime
+        self,
+        session: AsyncSession,
+        account_id: int,
+        account_name: str,
+        period: str,
+        used: int,
+        limit: int,
+        now: datetime,
     ) -> None:
         top = reached_tier(used, limit)
         if top is None:
@@ -233,7 +274,7 @@ class Quota:
         fired = set(
             await session.scalars(
                 select(t.QuotaAlert.tier).where(
-                    t.QuotaAlert.account_id == account.id, t.QuotaAlert.period == period
+                    t.QuotaAlert.account_id == account_id, t.QuotaAlert.period == period
                 )
             )
         )
@@ -244,21 +285,21 @@ class Quota:
         recipients = sorted(
             await session.scalars(
                 select(t.User.email).where(
-                    t.User.account_id == account.id, t.User.role.in_([Role.BILLING_ADMIN, Role.SUPER_ADMIN])
+                    t.User.account_id == account_id, t.User.role.in_([Role.BILLING_ADMIN, Role.SUPER_ADMIN])
                 )
             )
         )
         mail = None
         if recipients:
-            subject, body = self.alert_text(account.name, period, highest, used, limit)
+            subject, body = self.alert_text(account_name, period, highest, used, limit)
             mail = queue_mail(
-                session, account_id=account.id, to=recipients, subject=subject, body=body, now=now
+                session, account_id=account_id, to=recipients, subject=subject, body=body, now=now
             )
             await session.flush()
         for tier in new:
             session.add(
                 t.QuotaAlert(
-                    account_id=account.id,
+                    account_id=account_id,
                     period=period,
                     tier=tier,
                     used=used,
@@ -268,9 +309,9 @@ class Quota:
                 )
             )
         await session.flush()
-        status = await quota_status(session, account.id, now)
+        status = await quota_status(session, account_id, now)
         await record_event(
-            session, "quota.updated", account_id=account.id, now=now, payload=quota_payload(status)
+            session, "quota.updated", account_id=account_id, now=now, payload=quota_payload(status)
         )
 
     def alert_text(self, account_name: str, period: str, tier: int, used: int, limit: int) -> tuple[str, str]:

@@ -230,7 +230,7 @@ class ReplyBody(BaseModel):
         return self
 
 
-def _template(body: TemplateBody | None) -> TemplateRef | None:
+def template_ref(body: TemplateBody | None) -> TemplateRef | None:
     if body is None:
         return None
     return TemplateRef(name=body.name, language=body.language, params=tuple(body.params))
@@ -253,7 +253,7 @@ async def post_message(request: web.Request, body: ReplyBody) -> MessageView:
     draft = Draft(
         conversation_id=conversation_id,
         text=body.text,
-        template=_template(body.template),
+        template=template_ref(body.template),
         private=body.private,
         author_id=user.id,
         origin="agent",
@@ -302,7 +302,7 @@ async def send_message(request: web.Request, body: SendBody) -> MessageView:
         draft = Draft(
             conversation_id=conversation.id,
             text=body.text,
-            template=_template(body.template),
+            template=template_ref(body.template),
             author_id=user.id,
             origin="api",
             business_initiated=True,
