@@ -24,6 +24,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError
@@ -153,12 +154,22 @@ class _MessageFrame(BaseModel):
     profile: _Profile = Field(default_factory=_Profile)
 
 
-async def visitor_socket(request: web.Request) -> web.StreamResponse:
+def _query(request: web.Request) -> dict[str, str]:
+    """The query string's first values. Parsed here, not through ``request.query``: that one stays
+    cached on the request, which aiohttp keeps for as long as the socket is open."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True):
+        params.setdefault(name, value)
+    return params
+
+
+async def _admit(request: web.Request, ip: str) -> tuple[Chat, Visitor, int] | web.Response:
+    """The chat, the visitor and ``after`` of a socket request, or the refusal to answer with. Its own
+    function so that nothing it read stays referenced by the handler while the socket is open."""
     chat = await _chat(request)
     if isinstance(chat, web.Response):
         return chat
-    q = request.query
-    ip = _client_ip(request)
+    q = _query(request)
     try:
         visitor = chat.adapter.identify(
             key=q.get("key"), identifier=q.get("identifier"), signature=q.get("signature"), ip=ip
@@ -169,9 +180,20 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         after = max(0, int(q.get("after", "0")))
     except ValueError:
         return _json_error(400, "bad_after", "after must be a message id")
+    return chat, visitor, after
+
+
+async def visitor_socket(request: web.Request) -> web.StreamResponse:
+    ip = _client_ip(request)
+    admitted = await _admit(request, ip)
+    if isinstance(admitted, web.Response):
+        return admitted
+    chat, visitor, after = admitted
 
     # No per-message deflate: widget frames are small, and each socket would hold its own zlib state.
-    ws = web.WebSocketResponse(heartbeat=25, max_msg_size=256 * 1024, compress=False)
+    # No heartbeat or autoping of aiohttp's: the hub pings every tab from one timer (sockets.py
+    # VisitorSocket.beat), and the loop below answers pings and notes pongs.
+    ws = web.WebSocketResponse(heartbeat=None, autoping=False, max_msg_size=256 * 1024, compress=False)
     await ws.prepare(request)
     hub = request.app[WIDGET_HUB]
     sock = hub.socket(ws, request, chat, visitor)
@@ -183,8 +205,11 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         await _opening(hub, sock, after)
         sock.start()
         async for msg in ws:
+            sock.heard()
             if msg.type != WSMsgType.TEXT:
-                if msg.type == WSMsgType.ERROR:
+                if msg.type == WSMsgType.PING:
+                    await ws.pong(msg.data)
+                elif msg.type == WSMsgType.ERROR:
                     break
                 continue
             try:

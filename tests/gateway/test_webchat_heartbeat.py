@@ -1,0 +1,96 @@
+"""Widget tabs' heartbeat: the hub pings every open tab from one timer; a tab that stops answering is
+dropped, one that answers stays and still gets its messages. Sweeps are run by hand (``hub.sweep()``)
+instead of waiting for the 12.5 s timer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.webchat.hub import WIDGET_HUB, WidgetHub
+from gateway.webchat.sockets import PING_AFTER_SWEEPS
+from tests.harness import Gateway, start_gateway
+
+TOKEN = "heartbeat-token-0123456789"
+SHOP = "https://shop.example"
+KEY_ALIVE = "aliveAAAAAAAAAAAAAAAAAAAAAAAA"
+KEY_GONE = "goneBBBBBBBBBBBBBBBBBBBBBBBBB"
+
+
+@pytest.fixture
+async def gw(tmp_path: Path):
+    gateway = await start_gateway(tmp_path)
+    status, channel = await gateway.api(
+        "POST",
+        "/channels",
+        json_body={
+            "inbox_id": 1,
+            "kind": "webchat",
+            "name": "Shop chat",
+            "config": {"token": TOKEN, "allowed_origins": [SHOP]},
+        },
+    )
+    assert status == 201, channel
+    yield gateway
+    await gateway.close()
+
+
+async def tab(gw: Gateway, key: str) -> aiohttp.ClientWebSocketResponse:
+    """A widget tab that answers pings only when told to (autoping off), past its ``ready``."""
+    ws = await gw.http.ws_connect(
+        f"{gw.base_url}/webchat/{TOKEN}/ws", params={"key": key}, headers={"Origin": SHOP}, autoping=False
+    )
+    while json.loads((await ws.receive(10)).data)["type"] != "ready":
+        pass
+    return ws
+
+
+async def round_trip(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    """A widget ``ping`` frame and its ``pong``: the server has handled everything sent before it."""
+    await ws.send_json({"type": "ping"})
+    msg = await ws.receive(10)
+    assert msg.type == aiohttp.WSMsgType.TEXT, msg
+    frame: dict[str, Any] = json.loads(msg.data)
+    return frame
+
+
+def sweeps(hub: WidgetHub, n: int) -> None:
+    for _ in range(n):
+        hub.sweep()
+
+
+async def test_a_tab_that_stops_answering_pings_is_dropped_and_one_that_answers_stays(gw: Gateway):
+    hub = gw.runner.app[WIDGET_HUB]
+    alive, gone = await tab(gw, KEY_ALIVE), await tab(gw, KEY_GONE)
+
+    sweeps(hub, PING_AFTER_SWEEPS)  # both were quiet long enough: each gets a ping
+    for ws in (alive, gone):
+        ping = await ws.receive(10)
+        assert ping.type == aiohttp.WSMsgType.PING
+    await alive.pong(ping.data)
+    assert (await round_trip(alive))["type"] == "pong"  # the pong reached the server before this
+
+    hub.sweep()  # the unanswered ping: that tab is gone
+    closed = await gone.receive(10)
+    assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+
+    # The tab that answered is still open and served, and a sweep later it is not dropped either.
+    assert (await round_trip(alive))["type"] == "pong"
+    hub.sweep()
+    assert (await round_trip(alive))["type"] == "pong"
+    await alive.close()
+
+
+async def test_a_tab_that_talks_is_not_pinged(gw: Gateway):
+    hub = gw.runner.app[WIDGET_HUB]
+    ws = await tab(gw, KEY_ALIVE)
+    for _ in range(3):
+        sweeps(hub, PING_AFTER_SWEEPS - 1)
+        assert (await round_trip(ws))["type"] == "pong"  # heard from: the count starts over
+    hub.sweep()
+    assert (await round_trip(ws))["type"] == "pong"  # no ping came before the pong
+    await ws.close()
