@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from gateway.webchat.sockets import HEARTBEAT_SWEEP, Chat, VisitorSocket
 from inbox import tables as t
 from inbox.events import LiveEvent
 
+_LOGGER = logging.getLogger(__name__)
 MAX_THREADS = 200_000  # conversation -> visitor entries kept (each a few dozen bytes)
 
 
@@ -79,17 +81,24 @@ class WidgetHub(OrderedListener):
 
     async def close(self) -> None:
         self._c.bus.unlisten(self)
+        await self.stop_heartbeat()
+        await super().close()
+
+    async def stop_heartbeat(self) -> None:
+        """No more timed sweeps (closing; tests run ``sweep`` by hand)."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
-        await super().close()
 
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SWEEP)
-            self.sweep()
+            try:
+                self.sweep()
+            except Exception:  # the next sweep tries again; a dead timer would keep dead tabs forever
+                _LOGGER.exception("webchat heartbeat sweep failed")
 
     def sweep(self) -> None:
         """One heartbeat sweep over every open tab (``VisitorSocket.beat``)."""

@@ -1,9 +1,11 @@
-"""Widget tabs' heartbeat: the hub pings every open tab from one timer; a tab that stops answering is
-dropped, one that answers stays and still gets its messages. Sweeps are run by hand (``hub.sweep()``)
-instead of waiting for the 12.5 s timer."""
+"""An idle widget tab: the hub pings every open tab from one timer, a tab that stops answering is
+dropped and one that answers stays (sweeps run by hand, ``hub.sweep()``, instead of waiting for the
+12.5 s timer); the tab's frames are read after its handler returned, and a failure there still closes
+and forgets the tab."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from channels.webchat.adapter import WebchatAdapter
+from channels.webchat.identity import visitor_of
 from gateway.webchat.hub import WIDGET_HUB, WidgetHub
-from gateway.webchat.sockets import PING_AFTER_SWEEPS
+from gateway.webchat.sockets import PING_AFTER_SWEEPS, VisitorSocket
 from tests.harness import Gateway, start_gateway
 
 TOKEN = "heartbeat-token-0123456789"
@@ -35,6 +39,7 @@ async def gw(tmp_path: Path):
         },
     )
     assert status == 201, channel
+    await gateway.runner.app[WIDGET_HUB].stop_heartbeat()  # only the sweeps a test runs
     yield gateway
     await gateway.close()
 
@@ -94,3 +99,34 @@ async def test_a_tab_that_talks_is_not_pinged(gw: Gateway):
     hub.sweep()
     assert (await round_trip(ws))["type"] == "pong"  # no ping came before the pong
     await ws.close()
+
+
+async def test_a_frame_the_server_fails_on_closes_the_tab_with_1011_and_forgets_it(gw: Gateway, caplog):
+    hub = gw.runner.app[WIDGET_HUB]
+    ws = await tab(gw, KEY_GONE)
+    (channel_id,) = hub._tabs  # the one channel with an open tab
+    adapter = await gw.container.adapters.get(channel_id)
+    assert isinstance(adapter, WebchatAdapter)
+    address = visitor_of(
+        key=KEY_GONE, identifier=None, signature=None, secret=None, identity_required=False
+    ).address
+    assert adapter.online(address) and hub.tabs_of(channel_id, address)
+
+    removed = asyncio.Event()
+    remove = hub.remove
+
+    def removing(sock: VisitorSocket) -> None:
+        remove(sock)
+        removed.set()
+
+    def broken(visitor: Any, ip: str) -> None:
+        raise RuntimeError("database gone")
+
+    hub.remove = removing  # type: ignore[method-assign,assignment]
+    adapter.check_frame = broken  # type: ignore[method-assign]
+    await ws.send_json({"type": "message", "client_id": "m1", "text": "hello?"})
+    closed = await ws.receive(10)
+    assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1011  # the widget reconnects
+    await asyncio.wait_for(removed.wait(), 10)
+    assert not adapter.online(address) and hub.tabs_of(channel_id, address) == ()
+    assert "failed to handle a visitor frame" in caplog.text
