@@ -78,6 +78,6 @@ def provider_id(secret: str, message_id: int, address: str) -> str:
 
 def owns_provider_id(secret: str, provider_message_id: str, address: str) -> bool:
     parts = provider_message_id.split("-")
-    if len(parts) != 3 or parts[0] != "wc" or not parts[1].isdigit():
+    if len(parts) != 3 or parts[0] != "wc" or not (parts[1].isascii() and parts[1].isdigit()):  # "²"
         return False
     return hmac.compare_digest(provider_id(secret, int(parts[1]), address), provider_message_id)
