@@ -8,7 +8,8 @@ Each client keeps reading its socket, as a browser does: that answers the gatewa
 client that stops reading is closed by the gateway after one heartbeat (25 s + 12.5 s for the pong),
 which would free sockets before the measurement (the first versions of this bench measured that way,
 with up to a quarter of the 10,000 already gone). ``server_sockets`` counts the sockets the gateway
-holds when its RSS is read, and ``hold_s`` later (past a heartbeat) both are read again.
+holds when its RSS is read, less those it held before (give or take the bench's own keep-alive API
+connection), and ``hold_s`` later (past a heartbeat) both are read again.
 
 The baseline is a bare aiohttp websocket server with the same socket settings (heartbeat, no
 compression, the same ``hello`` and ``ready`` frames) holding the same number of idle sockets in the
