@@ -73,7 +73,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             mode=mode,
         ),
         "widgets": lambda env, mode: widgets.run(
-            sockets=args.sockets or (500 if quick else 10_000), env=env, mode=mode
+            sockets=args.sockets or (500 if quick else 10_000), env=env, mode=mode, hold_s=0 if quick else 40
         ),
         "query": lambda env, mode: query.run(
             conversations=args.conversations or (5_000 if quick else 200_000),
@@ -186,10 +186,25 @@ def table(results: dict[str, Any]) -> str:
     for key in _keys(results, "widgets"):
         r = results[key]
         each = r.get("rss_open_each_mb", [])
+        base = r.get("baseline")
+        held = (
+            f"; after {r['hold_s']:g} s {r['rss_held_mb']} MB, {r['server_sockets_held']:,} held"
+            if "rss_held_mb" in r
+            else ""
+        )
         rows.append(
-            f"| widget sockets {_label(r)} ({r['open']:,}/{r['sockets']:,} open) | RSS {r['rss_open_mb']} MB"
+            f"| widget sockets {_label(r)} ({r['open']:,}/{r['sockets']:,} open"
+            + (f", {r['server_sockets']:,} on the server" if "server_sockets" in r else "")
+            + f") | RSS {r['rss_open_mb']} MB"
             + (f" ({' + '.join(map(str, each))})" if len(each) > 1 else "")
-            + f", {r['per_socket_kb']} KB/socket | — | — | {r['target']} | {_usage(r)} |"
+            + f", {r['per_socket_kb']} KB/socket over {r['rss_before_mb']} MB{held} | "
+            + (
+                f"bare aiohttp: {base['rss_open_mb']} MB, {base['per_socket_kb']} KB/socket over "
+                f"{base['rss_before_mb']} MB | {r['ratio_per_socket']}× per socket"
+                if base
+                else "— | —"
+            )
+            + f" | {r['target']} | {_usage(r)} |"
         )
     for key in _keys(results, "quota"):
         r = results[key]

@@ -73,7 +73,8 @@ class WebchatAdapter:
         self._per_ip = RateLimiter(limits.ip_per_minute, 60, clock)
         self._connects = RateLimiter(limits.connections_per_ip_per_minute, 60, clock)
         self._frames = RateLimiter(limits.frames_per_minute, 60, clock)
-        self._connections: dict[str, set[VisitorConnection]] = {}
+        # A tuple per visitor (usually of one): the smallest container an idle socket can cost.
+        self._connections: dict[str, tuple[VisitorConnection, ...]] = {}
         self._sink: InboundSink | None = None
         self._statuses: StatusSink | None = None
 
@@ -135,13 +136,17 @@ class WebchatAdapter:
             self._refuse("rate_limited", "too many requests; wait a moment", ip, visitor, wait)
 
     def attach(self, visitor: Visitor, connection: VisitorConnection) -> None:
-        self._connections.setdefault(visitor.address, set()).add(connection)
+        conns = self._connections.get(visitor.address, ())
+        if connection not in conns:
+            self._connections[visitor.address] = (*conns, connection)
 
     def detach(self, visitor: Visitor, connection: VisitorConnection) -> None:
         conns = self._connections.get(visitor.address)
-        if conns is not None:
-            conns.discard(connection)
-            if not conns:
+        if conns is not None and connection in conns:
+            rest = tuple(c for c in conns if c is not connection)
+            if rest:
+                self._connections[visitor.address] = rest
+            else:
                 del self._connections[visitor.address]
 
     def online(self, address: str) -> bool:
@@ -150,7 +155,7 @@ class WebchatAdapter:
     async def push(self, address: str, frame: Mapping[str, Any]) -> int:
         """Deliver a frame to every open tab of one visitor; returns how many took it."""
         delivered = 0
-        for conn in list(self._connections.get(address, ())):
+        for conn in self._connections.get(address, ()):
             try:
                 await conn.deliver(frame)
                 delivered += 1

@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 _KEY = re.compile(r"[A-Za-z0-9_-]{22,64}")  # >= 128 bits of base64url from crypto.getRandomValues
 _IDENTIFIER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
@@ -23,8 +22,10 @@ class IdentityError(ValueError):
     """The visitor's claimed identity is refused; the message says why (and goes to the log)."""
 
 
-class Visitor(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Kept by each open socket: slots, not a pydantic model (whose instance dict and fields-set
+    cost ~400 bytes per socket); built only by ``visitor_of`` from checked input."""
 
     address: str  # the InboundMessage sender: anon:<digest> or user:<identifier>
     verified: bool
@@ -77,6 +78,6 @@ def provider_id(secret: str, message_id: int, address: str) -> str:
 
 def owns_provider_id(secret: str, provider_message_id: str, address: str) -> bool:
     parts = provider_message_id.split("-")
-    if len(parts) != 3 or parts[0] != "wc" or not parts[1].isdigit():
+    if len(parts) != 3 or parts[0] != "wc" or not (parts[1].isascii() and parts[1].isdigit()):  # "²"
         return False
     return hmac.compare_digest(provider_id(secret, int(parts[1]), address), provider_message_id)

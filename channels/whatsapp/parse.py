@@ -69,7 +69,7 @@ def _str(value: Any) -> str | None:
 def _timestamp(value: Any) -> datetime | None:
     """``timestamp`` is a string of epoch seconds."""
     text = _str(value)
-    if text is None or not text.isdigit() or len(text) > 12:
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 12:  # "²".isdigit()
         return None
     return datetime.fromtimestamp(int(text), tz=UTC)
 

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError
@@ -153,12 +154,22 @@ class _MessageFrame(BaseModel):
     profile: _Profile = Field(default_factory=_Profile)
 
 
-async def visitor_socket(request: web.Request) -> web.StreamResponse:
+def _query(request: web.Request) -> dict[str, str]:
+    """The query string's first values. Parsed here, not through ``request.query``: that one stays
+    cached on the request, which aiohttp keeps for as long as the socket is open."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True):
+        params.setdefault(name, value)
+    return params
+
+
+async def _admit(request: web.Request, ip: str) -> tuple[Chat, Visitor, int] | web.Response:
+    """The chat, the visitor and ``after`` of a socket request, or the refusal to answer with. Its own
+    function so that nothing it read stays referenced by the handler while the socket is open."""
     chat = await _chat(request)
     if isinstance(chat, web.Response):
         return chat
-    q = request.query
-    ip = _client_ip(request)
+    q = _query(request)
     try:
         visitor = chat.adapter.identify(
             key=q.get("key"), identifier=q.get("identifier"), signature=q.get("signature"), ip=ip
@@ -169,9 +180,63 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         after = max(0, int(q.get("after", "0")))
     except ValueError:
         return _json_error(400, "bad_after", "after must be a message id")
+    return chat, visitor, after
+
+
+class _TabSocket(web.WebSocketResponse):
+    """A widget tab's websocket, whose read loop runs in ``write_eof``.
+
+    aiohttp calls ``write_eof`` once the handler has returned its response. Reading the tab's frames
+    there instead of in the handler lets the handler's frame and those of the middlewares (errors,
+    auth, aiohttp's current-app) finish after the opening: ~1 KB less per idle tab. Nothing of the
+    middlewares applied to an upgraded socket anyway (an error response cannot be sent on it).
+    """
+
+    _tab: VisitorSocket | None = None
+    _hub: WidgetHub | None = None
+    _ip = ""
+
+    def serve_later(self, hub: WidgetHub, tab: VisitorSocket, ip: str) -> None:
+        self._hub, self._tab, self._ip = hub, tab, ip
+
+    async def write_eof(self) -> None:  # type: ignore[override]  # as aiohttp's own WebSocketResponse
+        hub, tab, self._hub, self._tab = self._hub, self._tab, None, None
+        if hub is not None and tab is not None:
+            try:  # the read loop in this frame, not one more coroutine per idle tab
+                async for msg in self:
+                    tab.heard()
+                    if msg.type != WSMsgType.TEXT:
+                        if msg.type == WSMsgType.PING:
+                            await self.pong(msg.data)
+                        elif msg.type == WSMsgType.ERROR:
+                            break
+                        continue
+                    try:
+                        await _handle_frame(tab, msg.data, self._ip)
+                    except Exception:
+                        # Not acknowledged, so the widget still holds the message: closing makes it
+                        # reconnect and send it again, instead of telling the visitor it failed for good.
+                        _LOGGER.exception("webchat %s: failed to handle a visitor frame", tab.chat.channel.id)
+                        await self.close(code=1011, message=b"server error; reconnect")
+                        break
+            except ConnectionResetError:
+                pass  # the tab went away
+            finally:
+                await _close_tab(hub, tab)
+        await super().write_eof()
+
+
+async def visitor_socket(request: web.Request) -> web.StreamResponse:
+    ip = _client_ip(request)
+    admitted = await _admit(request, ip)
+    if isinstance(admitted, web.Response):
+        return admitted
+    chat, visitor, after = admitted
 
     # No per-message deflate: widget frames are small, and each socket would hold its own zlib state.
-    ws = web.WebSocketResponse(heartbeat=25, max_msg_size=256 * 1024, compress=False)
+    # No heartbeat or autoping of aiohttp's: the hub pings every tab from one timer (sockets.py
+    # VisitorSocket.beat), and ``_TabSocket.write_eof`` answers pings and notes pongs.
+    ws = _TabSocket(heartbeat=None, autoping=False, max_msg_size=256 * 1024, compress=False)
     await ws.prepare(request)
     hub = request.app[WIDGET_HUB]
     sock = hub.socket(ws, request, chat, visitor)
@@ -181,29 +246,23 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
     hub.add(sock)
     try:
         await _opening(hub, sock, after)
-        sock.start()
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                if msg.type == WSMsgType.ERROR:
-                    break
-                continue
-            try:
-                await _handle_frame(sock, msg.data, ip)
-            except Exception:
-                # Not acknowledged, so the widget still holds the message: closing makes it reconnect
-                # and send it again, instead of telling the visitor it failed for good.
-                _LOGGER.exception("webchat %s: failed to handle a visitor frame", chat.channel.id)
-                await ws.close(code=1011, message=b"server error; reconnect")
-                break
     except ConnectionResetError:
-        pass  # the tab went away while its history was sent
-    finally:
-        chat.adapter.detach(visitor, sock)
-        hub.remove(sock)
-        await sock.stop()
-        if not ws.closed:
-            await ws.close()
+        await _close_tab(hub, sock)  # the tab went away while its history was sent
+        return ws
+    except BaseException:
+        await _close_tab(hub, sock)
+        raise
+    sock.start()
+    ws.serve_later(hub, sock, ip)  # the frames are read once this handler has returned
     return ws
+
+
+async def _close_tab(hub: WidgetHub, sock: VisitorSocket) -> None:
+    sock.chat.adapter.detach(sock.visitor, sock)
+    hub.remove(sock)
+    await sock.stop()
+    if not sock.ws.closed:
+        await sock.ws.close()
 
 
 async def _opening(hub: WidgetHub, sock: VisitorSocket, after: int) -> None:

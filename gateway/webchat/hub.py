@@ -14,7 +14,10 @@ message id once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -27,10 +30,11 @@ from gateway.api.context import CONTAINER
 from gateway.container import Container
 from gateway.fanout import OrderedListener, close_fell_behind, text_frame
 from gateway.webchat import store
-from gateway.webchat.sockets import Chat, VisitorSocket
+from gateway.webchat.sockets import HEARTBEAT_SWEEP, Chat, VisitorSocket
 from inbox import tables as t
 from inbox.events import LiveEvent
 
+_LOGGER = logging.getLogger(__name__)
 MAX_THREADS = 200_000  # conversation -> visitor entries kept (each a few dozen bytes)
 
 
@@ -66,15 +70,42 @@ class WidgetHub(OrderedListener):
         super().__init__("webchat")
         self._c = c
         self._chats: dict[int, Chat] = {}
-        self._tabs: dict[int, dict[str, list[VisitorSocket]]] = {}  # channel -> visitor -> tabs
+        # channel -> visitor -> tabs; a tuple (usually of one tab) is the smallest container per socket
+        self._tabs: dict[int, dict[str, tuple[VisitorSocket, ...]]] = {}
         self._threads: dict[int, tuple[int, str]] = {}  # conversation -> (channel, visitor address)
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._c.bus.listen(self)
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="webchat-heartbeat")
 
     async def close(self) -> None:
         self._c.bus.unlisten(self)
+        await self.stop_heartbeat()
         await super().close()
+
+    async def stop_heartbeat(self) -> None:
+        """No more timed sweeps (closing; tests run ``sweep`` by hand)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SWEEP)
+            try:
+                self.sweep()
+            except Exception:  # the next sweep tries again; a dead timer would keep dead tabs forever
+                _LOGGER.exception("webchat heartbeat sweep failed")
+
+    def sweep(self) -> None:
+        """One heartbeat sweep over every open tab (``VisitorSocket.beat``)."""
+        for visitors in list(self._tabs.values()):
+            for tabs in list(visitors.values()):
+                for tab in tabs:
+                    tab.beat()
 
     def chat(self, channel: t.Channel, adapter: WebchatAdapter) -> Chat:
         """The channel's shared ``Chat`` (rebuilt if its adapter changed; the row kept fresh)."""
@@ -93,7 +124,10 @@ class WidgetHub(OrderedListener):
     # -- the index ------------------------------------------------------------------------------------
 
     def add(self, tab: VisitorSocket) -> None:
-        self._tabs.setdefault(tab.channel_id, {}).setdefault(tab.address, []).append(tab)
+        visitors = self._tabs.setdefault(tab.channel_id, {})
+        tabs = visitors.get(tab.address, ())
+        if tab not in tabs:
+            visitors[tab.address] = (*tabs, tab)
 
     def remove(self, tab: VisitorSocket) -> None:
         visitors = self._tabs.get(tab.channel_id)
@@ -101,14 +135,16 @@ class WidgetHub(OrderedListener):
             return
         tabs = visitors.get(tab.address)
         if tabs is not None and tab in tabs:
-            tabs.remove(tab)
-            if not tabs:
+            rest = tuple(other for other in tabs if other is not tab)
+            if rest:
+                visitors[tab.address] = rest
+            else:
                 del visitors[tab.address]
                 if not visitors:
                     del self._tabs[tab.channel_id]
 
-    def tabs_of(self, channel_id: int, address: str) -> list[VisitorSocket]:
-        return list(self._tabs.get(channel_id, {}).get(address, ()))
+    def tabs_of(self, channel_id: int, address: str) -> tuple[VisitorSocket, ...]:
+        return self._tabs.get(channel_id, {}).get(address, ())
 
     def remember(self, conversation_id: int, channel_id: int, address: str) -> None:
         """Conversation ``conversation_id`` is this visitor's (it never changes hands)."""
@@ -149,7 +185,7 @@ class WidgetHub(OrderedListener):
                 said = {"type": "presence", "presence": presence}
                 encoded = text_frame(json.dumps(said).encode())  # once for every tab of the channel
                 for tabs in list(self._tabs.get(channel_id, {}).values()):
-                    for tab in list(tabs):
+                    for tab in tabs:
                         tab.offer(said, encoded)
             return
         frame = widget_frame(event.body)
@@ -187,7 +223,7 @@ class WidgetHub(OrderedListener):
     def give_up(self) -> None:
         for visitors in list(self._tabs.values()):
             for tabs in list(visitors.values()):
-                for tab in list(tabs):
+                for tab in tabs:
                     close_fell_behind(self.background, tab.ws)
 
 

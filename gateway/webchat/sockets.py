@@ -28,6 +28,11 @@ from inbox import tables as t
 
 _LOGGER = logging.getLogger(__name__)
 MAX_QUEUED = 1000  # frames a tab may have waiting before it counts as gone and is closed (4000)
+# The heartbeat: the hub sweeps every tab every HEARTBEAT_SWEEP s; a tab quiet for PING_AFTER_SWEEPS
+# sweeps (25 s) is pinged and must answer before the next sweep (12.5 s), as aiohttp's heartbeat=25 did.
+HEARTBEAT_SWEEP = 12.5
+PING_AFTER_SWEEPS = 2
+PING_FRAME = b"\x89\x00"  # an empty unmasked ping, server to client (RFC 6455 §5.5.2)
 
 
 class Chat:
@@ -61,7 +66,9 @@ class VisitorSocket:
 
     __slots__ = (
         "_background",
+        "_pinged",
         "_queue",
+        "_quiet",
         "_seen",
         "_started",
         "_writer",
@@ -92,6 +99,8 @@ class VisitorSocket:
         self._queue: deque[Mapping[str, Any]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._started = False  # until the history is sent, everything waits in the queue
+        self._pinged = False  # a heartbeat ping is out and nothing came back since
+        self._quiet = 0  # heartbeat sweeps since the tab was last heard from
 
     @property
     def channel_id(self) -> int:
@@ -141,6 +150,32 @@ class VisitorSocket:
         if self._seen is None:
             self._seen = set()
         self._seen.add(message_id)
+
+    def heard(self) -> None:
+        """Anything came from the tab (a pong, a frame): it is alive."""
+        self._pinged = False
+        self._quiet = 0
+
+    def beat(self) -> None:
+        """One sweep of the hub's heartbeat (every ``HEARTBEAT_SWEEP`` s).
+
+        The hub pings every tab from one timer instead of aiohttp's heartbeat, which keeps two timers,
+        their contexts and a ping task per socket (~1 KB of each idle socket). A tab quiet for a whole
+        sweep is pinged; one that has not answered by the next sweep is gone (a closed laptop, a dropped
+        network) and its connection is dropped, as aiohttp's heartbeat did; the widget reconnects and
+        resumes when it comes back."""
+        if self.ws.closed:
+            return
+        if self._pinged:
+            _LOGGER.debug("webchat %s: a tab did not answer the heartbeat", self.chat.channel.id)
+            if self.transport is not None:
+                self.transport.close()  # ends the handler's read loop, which cleans up
+            return
+        self._quiet += 1
+        if self._quiet >= PING_AFTER_SWEEPS:
+            self._pinged = True
+            if not write_frame(self.ws, self.transport, PING_FRAME):
+                close_fell_behind(self._background, self.ws)
 
     async def send_now(self, frame: Mapping[str, Any]) -> None:
         """Send and wait for the socket to take it (the history on connect)."""
