@@ -35,6 +35,6 @@ def chosen(labels: list[str], answer: str) -> int | None:
     for i, label in enumerate(labels):
         if fold(label) == folded:
             return i
-    if folded.isdigit() and 1 <= int(folded) <= len(labels):
+    if folded.isdecimal() and 1 <= int(folded) <= len(labels):
         return int(folded) - 1
     return None

@@ -23,7 +23,7 @@ class WebhookReceiver(Protocol):
 async def webhook(request: web.Request) -> web.StreamResponse:
     kind = request.match_info["kind"]
     raw_id = request.match_info["channel_id"]
-    if not raw_id.isdigit():
+    if not (raw_id.isascii() and raw_id.isdigit()):  # "²".isdigit() is true, int("²") fails
         raise ApiError(404, "not_found", f"no channel {raw_id!r}")
     try:
         adapter = await container_of(request).adapters.get(int(raw_id))

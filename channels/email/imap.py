@@ -129,7 +129,8 @@ class ImapPoller:
         _ok(await _within(imap.noop(), t), "NOOP")
         found = _ok(await _within(imap.uid_search(f"UID {last_uid + 1}:*"), t), "UID SEARCH")
         # "n:*" always matches the highest UID, even when it is below n: filter.
-        uids = sorted({int(x) for x in found.lines[0].split() if x.isdigit()} if found.lines else set())
+        words = found.lines[0].split() if found.lines else []
+        uids = sorted({int(x) for x in words if x.isascii() and x.isdigit()})
         for uid in (u for u in uids if u > last_uid):
             fetched = _ok(await _within(imap.uid("fetch", str(uid), "(BODY.PEEK[])"), t * 4), "UID FETCH")
             raw = _literal(fetched.lines)

@@ -93,4 +93,4 @@ async def _json_or_none(resp: aiohttp.ClientResponse) -> Any:
 
 def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
     value = resp.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    return float(value) if value.isascii() and value.isdigit() else None  # "²".isdigit()

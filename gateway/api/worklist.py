@@ -115,7 +115,7 @@ async def get_attachment(request: web.Request) -> web.Response:
     c = container_of(request)
     message_id = path_id(request)
     raw_index = request.match_info["index"]
-    if not raw_index.isdigit() or len(raw_index) > 3:
+    if not (raw_index.isascii() and raw_index.isdigit()) or len(raw_index) > 3:
         raise ApiError(400, "bad_id", f"index must be a small integer, not {raw_index!r}")
     index = int(raw_index)
     async with c.db.read() as session:

@@ -206,3 +206,15 @@ async def test_conversation_patch_leaves_activity_and_validates(gateway: Gateway
         "PATCH", f"/conversations/{conv}", json_body={"snoozed_until": "2030-01-01"}
     )
     assert status == 422
+
+
+async def test_ids_in_paths_that_only_look_like_digits_are_4xx_not_500(gateway: Gateway):
+    """'²'.isdigit() is true but int('²') fails: such ids are refused, not a server error."""
+    loop = await gateway.loopback()
+    message_id = (await loop.customer_writes("+15551110001", "hi")).message_id
+    async with gateway.http.post(f"{gateway.base_url}/webhooks/whatsapp/%C2%B2", data=b"{}") as resp:
+        assert resp.status == 404
+        assert_error(await resp.json(), "not_found", "²")
+    status, body = await gateway.api("GET", f"/messages/{message_id}/attachments/%C2%B2")
+    assert status == 400
+    assert_error(body, "bad_id", "²")

@@ -163,7 +163,7 @@ async def phone_state(request: web.Request) -> web.Response:
     """Everything the page shows; with ``since`` it waits (long poll, ≤ 25 s) for a change first."""
     sim = _sim(request)
     since = request.query.get("since", "")
-    if since.isdigit():
+    if since.isascii() and since.isdigit():  # "²".isdigit() is true, int("²") fails
         await sim.wait_for_change(int(since), timeout=25.0)
     if sim.closing:
         return web.json_response({"error": "shutting down"}, status=503)
