@@ -68,6 +68,7 @@ class Agent(asyncio.Protocol):
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.live = False  # got stream.ready
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (duck-typed: uvloop's are not asyncio classes).
@@ -84,13 +85,12 @@ class Agent(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
-        buf = self.buf
-        buf += data
         if not self.upgraded:
-            end = buf.find(b"\r\n\r\n")
+            self.buf += data
+            end = self.buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = bytes(buf[:end]).decode("latin-1").lower()
+            head = bytes(self.buf[:end]).decode("latin-1").lower()
             if (
                 not head.startswith("http/1.1 101")
                 or f"sec-websocket-accept: {self.accept.decode().lower()}" not in head
@@ -100,60 +100,69 @@ class Agent(asyncio.Protocol):
                 self.transport.close()
                 return
             self.upgraded = True
-            del buf[: end + 4]
+            data = bytes(self.buf[end + 4 :])
+            self.buf.clear()
+        elif self.buf:  # the rest of a frame cut by the last read
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
         # Walk the complete frames' headers (server frames are unmasked).
-        pos, n, texts = 0, len(buf), 0
+        pos, n, texts = 0, len(data), 0
         while n - pos >= 2:
-            length = buf[pos + 1] & 0x7F
+            length = data[pos + 1] & 0x7F
             if length < 126:
                 start = pos + 2
             elif length == 126:
                 if n - pos < 4:
                     break
-                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                length = (data[pos + 2] << 8) | data[pos + 3]
                 start = pos + 4
             else:
                 if n - pos < 10:
                     break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 start = pos + 10
             end = start + length
             if end > n:
                 break
-            opcode = buf[pos] & 0x0F
-            if opcode == OP_TEXT:
+            if data[pos] & 0x0F == OP_TEXT and self.live:
                 texts += 1
-                if not self.ready.done():
-                    if json.loads(bytes(buf[start:end])).get("type") == "stream.ready":
-                        self.ready.set_result(None)
-                    texts -= 1
-            elif opcode == OP_PING:
-                assert self.transport is not None
-                self.transport.write(masked(0xA, bytes(buf[start:end])))
-            elif opcode == OP_CLOSE:
-                code = str(int.from_bytes(buf[start : start + 2], "big")) if length >= 2 else "none"
-                self._closed(code)
+            elif not self._control(data, pos, start, end):
                 return
             pos = end
+        if pos < n:
+            self.buf += data[pos:]
         if not texts:
-            del buf[:pos]
             return
-        complete = bytes(buf[:pos])
-        del buf[:pos]
         counter = self.counter
         append = counter.latencies.append
         stamped = 0
-        i = complete.find(STAMP)
+        i = data.find(STAMP, 0, pos)
         while i >= 0:
             i += len(STAMP)
-            j = complete.find(b" ", i)
-            append(now - float(complete[i:j]))
+            j = data.find(b" ", i)
+            append(now - float(data[i:j]))
             stamped += 1
-            i = complete.find(STAMP, j)
+            i = data.find(STAMP, j, pos)
         counter.other_frames += texts - stamped
         counter.received += stamped
         if counter.received >= counter.wanted:
             counter.done.set()
+
+    def _control(self, data: bytes, pos: int, start: int, end: int) -> bool:
+        """A frame other than text (or the first text frame, ``stream.ready``); False once closed."""
+        opcode = data[pos] & 0x0F
+        assert self.transport is not None
+        if opcode == OP_TEXT:  # not ready yet: this is the ready frame
+            if json.loads(data[start:end]).get("type") == "stream.ready":
+                self.live = True
+                self.ready.set_result(None)
+        elif opcode == OP_PING:
+            self.transport.write(masked(0xA, data[start:end]))
+        elif opcode == OP_CLOSE:
+            self._closed(str(int.from_bytes(data[start : start + 2], "big")) if end - start >= 2 else "none")
+            return False
+        return True
 
     def _closed(self, code: str) -> None:
         if self.closed:

@@ -41,10 +41,10 @@ __all__ = ["CLOSE_FELL_BEHIND", "StreamHub", "add_routes", "stream"]
 
 MEMBERS_TTL = 1.0  # seconds an inbox's member list is trusted
 MAX_REPLAY_BACKLOG = 10_000  # live events held for a client while its log replay runs
-# Seconds between the starts of two flushes. An event after a quiet spell goes out at once; under a
-# stream of events each socket gets at most one write per interval (a write costs ~4 µs of kernel
-# time for 500 bytes as for 8 kB: at 200 events/s and 2,000 sockets, one write per event would be
-# 400,000 writes/s, more than a core; batched to 50 flushes/s, 100,000).
+# Seconds from the end of a flush to the start of the next (or the last flush's duration, if longer).
+# An event after a quiet spell goes out at once; under a stream of events each socket gets at most one
+# write per interval (a write costs ~4 µs of kernel time for 500 bytes as for 8 kB: at 200 events/s
+# and 2,000 sockets, one write per event would be 400,000 writes/s, more than a core).
 FLUSH_INTERVAL = 0.02
 
 
@@ -69,12 +69,13 @@ _Routed = tuple[LiveEvent, bytes, "frozenset[int] | None"]  # an event, its fram
 class StreamHub(OrderedListener):
     """Every stream socket of this process, by account; one bus listener for all of them.
 
-    Routed events are written by ``flush``: at the end of the loop's turn when the last flush is
-    ``FLUSH_INTERVAL`` old, else when it will be. Each socket gets all of its frames of a flush in one
-    ``transport.write``, and sockets that see the same events get the same joined bytes (built once).
-    A quiet stream writes every event at once; a busy one writes fewer, larger chunks (a socket write
-    costs about the same for one frame as for ten), so the busier the hub, the less each frame costs,
-    for at most ``FLUSH_INTERVAL`` of added latency.
+    Routed events are written by ``flush``: at the end of the loop's turn when the last flush ended
+    ``FLUSH_INTERVAL`` ago (or as long ago as it took, if longer), else when it will have. Each socket
+    gets all of its frames of a flush in one ``transport.write``, and sockets that see the same events
+    get the same joined bytes (built once). A quiet stream writes every event at once; a busy one
+    writes fewer, larger chunks (a socket write costs about the same for one frame as for ten), so the
+    busier the hub, the less each frame costs, for up to ``FLUSH_INTERVAL`` (or a flush's duration)
+    of added latency.
     """
 
     def __init__(self, db: Database, bus: EventBus) -> None:
@@ -85,7 +86,7 @@ class StreamHub(OrderedListener):
         self._members: dict[int, tuple[float, frozenset[int]]] = {}  # inbox -> (read at, user ids)
         self._routed: dict[int, list[_Routed]] = {}  # account -> events routed since the last flush
         self._flush: asyncio.Handle | None = None
-        self._flushed_at = -math.inf  # loop time the last flush started
+        self._next_flush = -math.inf  # loop time before which no flush starts (unless forced)
         self.flush_interval = FLUSH_INTERVAL
         self.position = 0  # the last event handed to every live client
 
@@ -163,7 +164,7 @@ class StreamHub(OrderedListener):
             routed.append((event, text_frame(event.json.encode()), members))
             if self._flush is None:
                 loop = asyncio.get_running_loop()
-                wait = self._flushed_at + self.flush_interval - loop.time()
+                wait = self._next_flush - loop.time()
                 self._flush = loop.call_soon(self.flush) if wait <= 0 else loop.call_later(wait, self.flush)
         self.position = event.id
 
@@ -172,7 +173,8 @@ class StreamHub(OrderedListener):
         if self._flush is not None:
             self._flush.cancel()  # called early (before a pong): the scheduled one has nothing to do
             self._flush = None
-        self._flushed_at = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         routed, self._routed = self._routed, {}
         behind: list[_Client] = []
         for account_id, events in routed.items():
@@ -181,6 +183,10 @@ class StreamHub(OrderedListener):
                 self._flush_account(events, clients, behind)
         for client in behind:
             self._fell_behind(client)
+        # The next waits at least as long as this one took: under load, at most half of the loop's
+        # time goes to writing, and the rest (the requests that make the events) keeps moving.
+        ended = loop.time()
+        self._next_flush = ended + max(self.flush_interval, ended - started)
 
     def _flush_account(self, events: list[_Routed], clients: set[_Client], behind: list[_Client]) -> None:
         # Sockets that get the same events get the same bytes: keyed by the first event's index (an
