@@ -41,11 +41,12 @@ __all__ = ["CLOSE_FELL_BEHIND", "StreamHub", "add_routes", "stream"]
 
 MEMBERS_TTL = 1.0  # seconds an inbox's member list is trusted
 MAX_REPLAY_BACKLOG = 10_000  # live events held for a client while its log replay runs
-# Seconds from the end of a flush to the start of the next (or the last flush's duration, if longer).
-# An event after a quiet spell goes out at once; under a stream of events each socket gets at most one
-# write per interval (a write costs ~4 µs of kernel time for 500 bytes as for 8 kB: at 200 events/s
-# and 2,000 sockets, one write per event would be 400,000 writes/s, more than a core).
-FLUSH_INTERVAL = 0.02
+# The least time from the end of a flush to the start of the next; the wait is as long as the last
+# flush took, if longer. An event after a quiet spell goes out at once; under a stream of events to
+# many sockets, writing takes at most half of the loop's time and each socket gets the events of the
+# wait in one write (a write costs ~4 µs of kernel time for 500 bytes as for 8 kB: at 200 events/s and
+# 2,000 sockets, one write per event would be 400,000 writes/s, more than a core).
+FLUSH_INTERVAL = 0.002
 
 
 class _Client:
@@ -69,13 +70,12 @@ _Routed = tuple[LiveEvent, bytes, "frozenset[int] | None"]  # an event, its fram
 class StreamHub(OrderedListener):
     """Every stream socket of this process, by account; one bus listener for all of them.
 
-    Routed events are written by ``flush``: at the end of the loop's turn when the last flush ended
-    ``FLUSH_INTERVAL`` ago (or as long ago as it took, if longer), else when it will have. Each socket
-    gets all of its frames of a flush in one ``transport.write``, and sockets that see the same events
-    get the same joined bytes (built once). A quiet stream writes every event at once; a busy one
-    writes fewer, larger chunks (a socket write costs about the same for one frame as for ten), so the
-    busier the hub, the less each frame costs, for up to ``FLUSH_INTERVAL`` (or a flush's duration)
-    of added latency.
+    Routed events are written by ``flush``: at the end of the loop's turn when the last flush ended as
+    long ago as it took (at least ``FLUSH_INTERVAL``), else when it will have. Each socket gets all of
+    its frames of a flush in one ``transport.write``, and sockets that see the same events get the same
+    joined bytes (built once). A quiet stream writes every event at once; a busy one writes fewer,
+    larger chunks (a socket write costs about the same for one frame as for ten), so the more sockets
+    and events, the less each frame costs, for up to one flush's duration of added latency.
     """
 
     def __init__(self, db: Database, bus: EventBus) -> None:
