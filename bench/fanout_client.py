@@ -85,6 +85,8 @@ class Agent(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
+        if self.closed:
+            return
         if not self.upgraded:
             self.buf += data
             end = self.buf.find(b"\r\n\r\n")
@@ -107,7 +109,7 @@ class Agent(asyncio.Protocol):
             data = bytes(self.buf)
             self.buf.clear()
         # Walk the complete frames' headers (server frames are unmasked).
-        pos, n, texts = 0, len(data), 0
+        pos, n, texts, close = 0, len(data), 0, None
         while n - pos >= 2:
             length = data[pos + 1] & 0x7F
             if length < 126:
@@ -127,13 +129,18 @@ class Agent(asyncio.Protocol):
                 break
             if data[pos] & 0x0F == OP_TEXT and self.live:
                 texts += 1
-            elif not self._control(data, pos, start, end):
-                return
+            elif (close := self._control(data, pos, start, end)) is not None:
+                break  # the frames before it still count
             pos = end
-        if pos < n:
+        if close is None and pos < n:
             self.buf += data[pos:]
-        if not texts:
-            return
+        if texts:
+            self._stamps(now, data, pos, texts)
+        if close is not None:
+            self._closed(close)
+
+    def _stamps(self, now: float, data: bytes, pos: int, texts: int) -> None:
+        """Each stamp in the ``texts`` complete text frames of ``data[:pos]``: one latency."""
         counter = self.counter
         append = counter.latencies.append
         stamped = 0
@@ -149,8 +156,8 @@ class Agent(asyncio.Protocol):
         if counter.received >= counter.wanted:
             counter.done.set()
 
-    def _control(self, data: bytes, pos: int, start: int, end: int) -> bool:
-        """A frame other than text (or the first text frame, ``stream.ready``); False once closed."""
+    def _control(self, data: bytes, pos: int, start: int, end: int) -> str | None:
+        """A frame other than text (or the first text frame, ``stream.ready``); a close: its code."""
         opcode = data[pos] & 0x0F
         assert self.transport is not None
         if opcode == OP_TEXT:  # not ready yet: this is the ready frame
@@ -160,9 +167,8 @@ class Agent(asyncio.Protocol):
         elif opcode == OP_PING:
             self.transport.write(masked(0xA, data[start:end]))
         elif opcode == OP_CLOSE:
-            self._closed(str(int.from_bytes(data[start : start + 2], "big")) if end - start >= 2 else "none")
-            return False
-        return True
+            return str(int.from_bytes(data[start : start + 2], "big")) if end - start >= 2 else "none"
+        return None
 
     def _closed(self, code: str) -> None:
         if self.closed:
