@@ -8,8 +8,8 @@ while its log replay runs) is closed with code 4000 and resumes with ``after=``.
 One ``StreamHub`` per process fans events out (see gateway/fanout.py): per event it checks visibility
 against a per-process cache of inbox members (read once per inbox, refreshed at most every
 ``MEMBERS_TTL`` seconds, so membership changes reach open streams within that time), builds the frame
-once, and writes it to every client that may see it; events routed in the same turn of the event loop
-go to each socket in one write (``StreamHub.flush``).
+once, and writes it to every client that may see it; the events routed between two flushes go to each
+socket in one write (``StreamHub.flush``).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class StreamHub(OrderedListener):
         self._route(event, members)
 
     def _route(self, event: LiveEvent, members: frozenset[int] | None) -> None:
-        """Queue the event for this turn's ``flush`` (members None: everyone of the account sees it)."""
+        """Queue the event for the next ``flush`` (members None: everyone of the account sees it)."""
         if event.account_id in self._clients:
             routed = self._routed.setdefault(event.account_id, [])
             routed.append((event, text_frame(event.json.encode()), members))
