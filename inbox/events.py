@@ -45,8 +45,9 @@ async def record_event(
 ) -> None:
     """Append one event to the log of the caller's transaction (``Database.write``).
 
-    The rows are written just before the commit, all in one statement (``_write_events``), and then
-    handed to the after-commit callbacks (EventBus.committed_here). The payload is serialized then.
+    The rows are written just before the commit (``_write_events``: one statement on PostgreSQL), and
+    then handed to the after-commit callbacks (EventBus.committed_here). The payload is serialized
+    then, so pass a dict nothing changes afterwards.
     """
     pending: list[Event] | None = session.info.get("events")
     if pending is None:
