@@ -49,36 +49,24 @@ async def record_event(
     then handed to the after-commit callbacks (EventBus.committed_here). The payload is serialized
     then, so pass a dict nothing changes afterwards.
     """
-    pending: list[Event] | None = session.info.get("events")
+    pending: list[dict[str, Any]] | None = session.info.get("pending_events")
     if pending is None:
-        pending = session.info["events"] = []
+        pending = session.info["pending_events"] = []
         session.info.setdefault("before_commit", []).append(_write_events)
-    # Never added to the session: an ORM flush of new rows cost several times their INSERT.
     pending.append(
-        Event(
-            account_id=account_id,
-            type=type_,
-            inbox_id=inbox_id,
-            conversation_id=conversation_id,
-            payload=payload,
-            created_at=now,
-        )
+        {
+            "account_id": account_id,
+            "type": type_,
+            "inbox_id": inbox_id,
+            "conversation_id": conversation_id,
+            "payload": payload,
+            "created_at": now,
+        }
     )
 
 
 async def _write_events(session: AsyncSession) -> None:
-    pending: list[Event] = session.info["events"]
-    rows = [
-        {
-            "account_id": e.account_id,
-            "type": e.type,
-            "inbox_id": e.inbox_id,
-            "conversation_id": e.conversation_id,
-            "payload": e.payload,
-            "created_at": e.created_at,
-        }
-        for e in pending
-    ]
+    rows: list[dict[str, Any]] = session.info.pop("pending_events")
     # Flush first: an UPDATE that waits for a row lock while this transaction holds the event lock
     # would deadlock with a transaction holding that row and waiting for the event lock at its commit.
     await session.flush()
@@ -88,8 +76,9 @@ async def _write_events(session: AsyncSession) -> None:
         ids = [(await session.execute(_INSERT_EVENT, rows[0])).scalar_one()]
     else:  # one statement on PostgreSQL; SQLAlchemy runs it row by row on SQLite (ordered RETURNING)
         ids = list(await session.scalars(_INSERT_EVENTS, rows))
-    for event, id_ in zip(pending, ids, strict=True):
-        event.id = id_
+    # What Database.write hands to its after-commit callbacks. Never added to the session: an ORM
+    # flush of new rows cost several times their INSERT.
+    session.info["events"] = [Event(id=id_, **row) for id_, row in zip(ids, rows, strict=True)]
 
 
 async def hold_event_lock(session: AsyncSession) -> None:
