@@ -13,7 +13,7 @@ import pytest
 
 import gateway.fanout
 from gateway.cli import run_loop
-from tests.gateway.widget_tabs import Tab
+from tests.gateway.widget_tabs import Tab, add_webchat_channel
 from tests.gateway.widget_tabs import open_tab as open_widget
 from tests.harness import Gateway, start_gateway
 
@@ -25,13 +25,7 @@ KEY_B = "visitorBBBBBBBBBBBBBBBBBBBBBB"
 @pytest.fixture
 async def gw(tmp_path: Path):
     gateway = await start_gateway(tmp_path)
-    status, channel = await gateway.api(
-        "POST",
-        "/channels",
-        json_body={"inbox_id": 1, "kind": "webchat", "name": "Chat", "config": {"token": TOKEN}},
-    )
-    assert status == 201, channel
-    gateway.channel_id = channel["id"]  # type: ignore[attr-defined]
+    gateway.channel_id = await add_webchat_channel(gateway, TOKEN)  # type: ignore[attr-defined]
     yield gateway
     await gateway.close()
 
@@ -148,12 +142,7 @@ def test_live_frames_flow_on_uvloop_too(tmp_path: Path):
     async def scenario() -> int:
         gw = await start_gateway(tmp_path)
         try:
-            status, _ = await gw.api(
-                "POST",
-                "/channels",
-                json_body={"inbox_id": 1, "kind": "webchat", "name": "Chat", "config": {"token": TOKEN}},
-            )
-            assert status == 201
+            await add_webchat_channel(gw, TOKEN)
             stream = await gw.stream()
             await stream.ready()
             tab = await open_tab(gw, KEY_A)

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from channels.webchat.identity import sign_identifier
+from tests.gateway.widget_tabs import add_webchat_channel
 from tests.harness import Gateway, ManualClock, start_gateway
 
 TOKEN = "shop-token-0123456789"
@@ -411,12 +412,7 @@ def status_is(message_id: int, status: str) -> Callable[[dict[str, Any]], bool]:
 async def test_resume_after_a_drop_gets_exactly_what_was_missed(tmp_path: Path, database_url: str | None):
     gw = await start_gateway(tmp_path, database_url=database_url)
     try:
-        status, _ = await gw.api(
-            "POST",
-            "/channels",
-            json_body={"inbox_id": 1, "kind": "webchat", "name": "Resume", "config": {"token": TOKEN}},
-        )
-        assert status == 201
+        await add_webchat_channel(gw, TOKEN, "Resume")
         visitor = await connect(gw, origin=None, key=KEY_A)
         first = await visitor.say("r1", "before the drop")
         echo = await visitor.next("message")
@@ -462,13 +458,7 @@ async def test_a_reply_to_a_visitor_who_left_goes_by_email(tmp_path: Path, smtp_
     reaches that address through the inbox's email channel, and the chat says where it went."""
     gateway = await start_gateway(tmp_path, settings={"smtp_url": f"smtp://127.0.0.1:{smtp_sink.port}"})
     try:
-        status, _ = await gateway.api(
-            "POST",
-            "/channels",
-            json_body={"inbox_id": 1, "kind": "webchat", "name": "Shop chat",
-                       "config": {"token": TOKEN, "allowed_origins": [SHOP]}},
-        )  # fmt: skip
-        assert status == 201
+        await add_webchat_channel(gateway, TOKEN, "Shop chat", allowed_origins=[SHOP])
         visitor = await connect(gateway, key=KEY_A)
         ack = await visitor.say("q1", "Do you ship to Norway?", profile={"email": "Ola@Example.NO"})
         assert ack["type"] == "ack"

@@ -17,6 +17,7 @@ from channels.webchat.adapter import WebchatAdapter
 from channels.webchat.identity import visitor_of
 from gateway.webchat.hub import WIDGET_HUB, WidgetHub
 from gateway.webchat.sockets import PING_AFTER_SWEEPS, VisitorSocket
+from tests.gateway.widget_tabs import add_webchat_channel
 from tests.harness import Gateway, start_gateway
 
 TOKEN = "heartbeat-token-0123456789"
@@ -28,17 +29,7 @@ KEY_GONE = "goneBBBBBBBBBBBBBBBBBBBBBBBBB"
 @pytest.fixture
 async def gw(tmp_path: Path):
     gateway = await start_gateway(tmp_path)
-    status, channel = await gateway.api(
-        "POST",
-        "/channels",
-        json_body={
-            "inbox_id": 1,
-            "kind": "webchat",
-            "name": "Shop chat",
-            "config": {"token": TOKEN, "allowed_origins": [SHOP]},
-        },
-    )
-    assert status == 201, channel
+    await add_webchat_channel(gateway, TOKEN, "Shop chat", allowed_origins=[SHOP])
     await gateway.runner.app[WIDGET_HUB].stop_heartbeat()  # only the sweeps a test runs
     yield gateway
     await gateway.close()

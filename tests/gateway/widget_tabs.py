@@ -7,6 +7,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.harness import Gateway
+
 
 class Tab:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -36,3 +38,14 @@ async def open_tab(http: aiohttp.ClientSession, base_url: str, token: str, key: 
     tab = Tab(await http.ws_connect(f"{base_url}/webchat/{token}/ws", params={"key": key}))
     await tab.next("ready")
     return tab
+
+
+async def add_webchat_channel(gw: Gateway, token: str, name: str = "Chat", **config: Any) -> int:
+    """A webchat channel on inbox 1 for the widget ``token`` (more ``config`` keys as given); its id."""
+    status, channel = await gw.api(
+        "POST",
+        "/channels",
+        json_body={"inbox_id": 1, "kind": "webchat", "name": name, "config": {"token": token, **config}},
+    )
+    assert status == 201, channel
+    return int(channel["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.gateway.widget_tabs import open_tab
+from tests.gateway.widget_tabs import add_webchat_channel, open_tab
 from tests.harness import start_gateway
 
 TOKEN = "cluster-chat-0123456789"
@@ -18,12 +18,7 @@ async def test_a_visitors_tab_on_one_gateway_hears_another_gateways_events(tmp_p
     a = await start_gateway(tmp_path, settings=cluster)
     b = await start_gateway(tmp_path, settings=cluster)
     try:
-        status, _ = await a.api(
-            "POST",
-            "/channels",
-            json_body={"inbox_id": 1, "kind": "webchat", "name": "Chat", "config": {"token": TOKEN}},
-        )
-        assert status == 201
+        await add_webchat_channel(a, TOKEN)
         on_a = await open_tab(a.http, a.base_url, TOKEN, KEY_A)
         stranger_on_a = await open_tab(a.http, a.base_url, TOKEN, KEY_B)
         on_b = await open_tab(b.http, b.base_url, TOKEN, KEY_A)  # the same visitor's other tab
