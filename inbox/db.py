@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Executable, Row, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -161,3 +161,20 @@ def _sqlite_tuning(engine: AsyncEngine, *, begin: str) -> None:
         cursor = conn.connection.dbapi_connection.cursor()
         cursor.execute(begin)
         cursor.close()
+
+
+async def first_row_once(
+    session: AsyncSession, key: tuple[Any, ...], statement: Executable, params: dict[str, Any]
+) -> Row[Any] | None:
+    """The first row of a Core read, read once per transaction under ``key`` (``session.info``).
+
+    For rows a transaction asks for again and again without changing them (a broadcast gates many
+    sends of one template, on one account, in one transaction).
+    """
+    if key in session.info:
+        cached: Row[Any] | None = session.info[key]
+        return cached
+    conn = await session.connection()
+    row = (await conn.execute(statement, params)).first()
+    session.info[key] = row
+    return row

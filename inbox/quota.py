@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.db import first_row_once
 from inbox.events import record_event
 from inbox.mail import queue_mail
 from inbox.model import Reason, Role
@@ -220,12 +221,10 @@ class Quota:
         serialized = session.bind.dialect.name == "sqlite"
         if not serialized and await billable_is_open(session, ctx.channel.id, contact_id, ctx.now):
             return None
-        # Read once per transaction (a broadcast gates many sends in one).
-        account = session.info.get(("account_limit", account_id))
-        if account is None:
-            conn = await session.connection()
-            account = (await conn.execute(_ACCOUNT_LIMIT, {"account_id": account_id})).one()
-            session.info[("account_limit", account_id)] = account
+        account = await first_row_once(
+            session, ("account_limit", account_id), _ACCOUNT_LIMIT, {"account_id": account_id}
+        )
+        assert account is not None
         limit = account.included_conversations + row.packs * PACK_SIZE
         if row.used >= limit:
             return Refusal(

@@ -16,6 +16,7 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.db import first_row_once
 from inbox.model import ChannelKind, MessageKind, MessageStatus, Reason, TemplateRef
 from inbox.outbox import Refusal, SendContext
 
@@ -169,17 +170,12 @@ async def find_template(session: AsyncSession, channel_id: int, ref: TemplateRef
 async def _template_row(
     session: AsyncSession, channel_id: int, ref: TemplateRef
 ) -> Row[tuple[str, str]] | None:
-    # Read once per transaction: a broadcast gates many sends of the same template in one.
-    key = ("template", channel_id, ref.name, ref.language)
-    if key in session.info:
-        cached: Row[tuple[str, str]] | None = session.info[key]
-        return cached
-    conn = await session.connection()
-    result = await conn.execute(
-        _TEMPLATE_BODY, {"channel_id": channel_id, "name": ref.name, "language": ref.language}
+    row: Row[tuple[str, str]] | None = await first_row_once(
+        session,
+        ("template", channel_id, ref.name, ref.language),
+        _TEMPLATE_BODY,
+        {"channel_id": channel_id, "name": ref.name, "language": ref.language},
     )
-    row = result.first()
-    session.info[key] = row
     return row
 
 
