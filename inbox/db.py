@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +55,10 @@ class Database:
         self._checkpointer: sqlite_inline.Checkpointer | None = None
         # Events are published after commit: each callback gets the event rows a write committed.
         self.after_commit: list[Callable[[Sequence[Any]], None]] = []
+        # Called inside the transaction, right after its event rows were inserted (with their ids), for
+        # work that must commit or roll back with the events: webhook deliveries, report facts. A hook
+        # may write rows; it must not record events (the log of this transaction is already written).
+        self.on_events: list[Callable[[AsyncSession, Sequence[Any]], Awaitable[None]]] = []
         # SQLite has one writer. Queuing writers here (FIFO, no polling) instead of in SQLite's busy
         # handler, which sleeps in growing steps, keeps write latency flat under concurrency.
         self._write_lock = asyncio.Lock()
@@ -128,6 +132,8 @@ class Database:
             if self.is_sqlite:
                 await stack.enter_async_context(self._write_lock)
             session = await stack.enter_async_context(self._sessions())
+            if self.on_events:
+                session.info["on_events"] = self.on_events
             try:
                 yield session
                 # Work a transaction queued for its end (the event log's rows: inbox.events).

@@ -78,7 +78,9 @@ async def _write_events(session: AsyncSession) -> None:
         ids = list(await session.scalars(_INSERT_EVENTS, rows))
     # What Database.write hands to its after-commit callbacks. Never added to the session: an ORM
     # flush of new rows cost several times their INSERT.
-    session.info["events"] = [Event(id=id_, **row) for id_, row in zip(ids, rows, strict=True)]
+    events = session.info["events"] = [Event(id=id_, **row) for id_, row in zip(ids, rows, strict=True)]
+    for hook in session.info.get("on_events", ()):  # Database.on_events: work that commits with them
+        await hook(session, events)
 
 
 async def hold_event_lock(session: AsyncSession) -> None:

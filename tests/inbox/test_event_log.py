@@ -66,6 +66,37 @@ async def test_events_are_written_in_the_order_recorded_and_handed_over_with_the
     assert handed == [[(id_, type_) for id_, type_, _ in log[:3]], [(log[3][0], log[3][1])]]
 
 
+async def test_on_events_hooks_write_in_the_events_transaction_and_roll_back_with_it(db: Database):
+    account_id = await _new_account(db, "before")
+    seen: list[list[tuple[int, str]]] = []
+
+    async def rename(session, events) -> None:  # a hook's rows commit (or not) with the events
+        seen.append([(e.id, e.type) for e in events])
+        account = await session.get(t.Account, account_id)
+        account.name = f"after {events[-1].type}"
+
+    db.on_events.append(rename)
+    now = datetime.now(UTC)
+    async with db.write() as session:
+        await record_event(session, "test.kept", account_id=account_id, payload={"n": "kept"}, now=now)
+    db.on_events.append(_refuse)
+    with pytest.raises(RuntimeError):
+        async with db.write() as session:
+            await record_event(session, "test.lost", account_id=account_id, payload={"n": "lost"}, now=now)
+
+    log = await _log(db)
+    assert [n for _, _, n in log] == ["kept"]
+    assert seen[0] == [(log[0][0], "test.kept")] and len(seen) == 2
+    async with db.read() as session:
+        assert await session.scalar(select(t.Account.name).where(t.Account.id == account_id)) == (
+            "after test.kept"
+        )
+
+
+async def _refuse(session, events) -> None:
+    raise RuntimeError("a hook that fails rolls the whole transaction back")
+
+
 async def test_a_row_lock_held_by_another_transaction_does_not_deadlock_the_event_lock(pg_url: str):
     """T2 holds the account row; T1, which recorded an event and changed that row, commits and has to
     wait for it. T2 then records an event and commits. If T1 held the event lock while waiting for the
