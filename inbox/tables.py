@@ -62,6 +62,8 @@ class Account(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Server texts (alert mails, confirmations) and the default of its users' pages: inbox.i18n.
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     included_conversations: Mapped[int] = mapped_column(Integer, default=1000)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -76,6 +78,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     availability: Mapped[str] = mapped_column(String(16), default="offline")
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: the account's
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
