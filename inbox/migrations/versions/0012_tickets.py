@@ -1,7 +1,7 @@
 """tickets (pipeline stages in accounts.settings), notifications and their mail windows, agent profiles
 
-Revision ID: 0011_tickets
-Revises: 0010_query_speed
+Revision ID: 0012_tickets
+Revises: 0011_language
 Create Date: 2026-12-04 13:25:34.334694
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_tickets"
-down_revision: str | None = "0010_query_speed"
+revision: str = "0012_tickets"
+down_revision: str | None = "0011_language"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
