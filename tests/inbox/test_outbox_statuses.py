@@ -53,8 +53,7 @@ async def test_repeated_and_backward_statuses_change_nothing_and_emit_nothing(tm
         assert await loop.report(provider_id, S.READ) is True
 
         updates = [
-            (await stream.next(lambda e: e["type"] == "message.updated"))["data"]["message"]
-            for _ in range(3)
+            (await stream.next(lambda e: e["type"] == "message.updated"))["data"]["message"] for _ in range(3)
         ]
         assert [(m["status"], m["error_detail"]) for m in updates] == [
             ("delivered", None),
