@@ -18,6 +18,7 @@ from gateway.api import (
     conversations,
     jobs,
     policies,
+    reports,
     routing,
     web_session,
     worklist,
@@ -58,6 +59,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             policies.api,
             jobs.api,
             broadcasts.api,
+            reports.api,
         ],
         API_PREFIX,
     )
