@@ -39,6 +39,7 @@ from inbox.quota import Quota
 from inbox.schema import migrate
 from inbox.tables import Event
 from inbox.windows import WindowPolicy
+from reports.facts import record_facts
 from routing.assignment import Assigner, QueueWatcher
 from routing.engine import RoutingHook
 
@@ -171,6 +172,7 @@ def build(
         mail_domain=settings.mail_domain,
         smtp_url=settings.smtp_url,
     )
+    db.on_events.append(record_facts)  # report facts commit with the events they come from
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
