@@ -15,7 +15,7 @@ from tests.harness import Gateway, ManualClock, start_gateway
 
 
 async def seed_contacts(gw: Gateway, specs: list[dict[str, Any]]) -> list[int]:
-    """Contacts with a loopback address (``phone``), attributes and tags, through the inbox's own functions."""
+    """Contacts with a loopback address (``phone``), attributes and tags, by the inbox's own functions."""
     ids: list[int] = []
     async with gw.container.db.write() as session:
         now = gw.clock()
