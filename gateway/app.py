@@ -20,6 +20,7 @@ from gateway.api import (
     policies,
     routing,
     tickets,
+    uploads,
     web_session,
     worklist,
 )
@@ -60,6 +61,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             jobs.api,
             broadcasts.api,
             tickets.api,
+            uploads.api,
         ],
         API_PREFIX,
     )
