@@ -1,7 +1,7 @@
 """uploads (files agents attach to replies) and contact_merges (the audit of contact merges)
 
-Revision ID: 0013_replies
-Revises: 0012_tickets
+Revision ID: 0015_replies
+Revises: 0014_contact_tags
 Create Date: 2026-12-04 13:45:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_replies"
-down_revision: str | None = "0012_tickets"
+revision: str = "0015_replies"
+down_revision: str | None = "0014_contact_tags"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
