@@ -21,6 +21,7 @@ from gateway.api import (
     reports,
     routing,
     tickets,
+    uploads,
     web_session,
     worklist,
 )
@@ -62,6 +63,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             broadcasts.api,
             reports.api,
             tickets.api,
+            uploads.api,
         ],
         API_PREFIX,
     )
