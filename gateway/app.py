@@ -22,6 +22,7 @@ from gateway.api import (
     reports,
     routing,
     tickets,
+    uploads,
     web_session,
     worklist,
 )
@@ -64,6 +65,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             audiences.api,
             reports.api,
             tickets.api,
+            uploads.api,
         ],
         API_PREFIX,
     )

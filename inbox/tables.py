@@ -873,3 +873,40 @@ class BroadcastRecipient(Base):
 
 
 __all__ += ["Audience", "Broadcast", "BroadcastRecipient"]
+
+
+# -- replies with attachments and contact merges (issue 22) ------------------------------------------
+
+
+class Upload(Base):
+    """A file an agent uploaded for a reply: its type sniffed from its bytes, stored in the media store,
+    then referenced by id from ``POST /conversations/{id}/messages``."""
+
+    __tablename__ = "uploads"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    media_key: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactMerge(Base):
+    """The audit entry of one merge: the contact that went away, as it was, and every conflict resolved."""
+
+    __tablename__ = "contact_merges"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    into_contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    from_contact_id: Mapped[int] = mapped_column(BigInteger)  # gone after the merge: no foreign key
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # The merged-away contact's row, identities and every row that could not move (nothing is lost).
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # [{"field": "attributes.plan", "kept": ..., "dropped": ..., "from": "into"|"from"}]
+    conflicts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["ContactMerge", "Upload"]

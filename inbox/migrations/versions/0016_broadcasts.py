@@ -1,7 +1,7 @@
 """list attribute items, audiences, stored broadcasts with their recipients
 
-Revision ID: 0015_broadcasts
-Revises: 0014_contact_tags
+Revision ID: 0016_broadcasts
+Revises: 0015_replies
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from inbox.attributes import MAX_KEY, indexed_text
 
-revision: str = "0015_broadcasts"
-down_revision: str | None = "0014_contact_tags"
+revision: str = "0016_broadcasts"
+down_revision: str | None = "0015_replies"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
