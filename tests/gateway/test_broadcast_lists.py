@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from inbox import tables as t
+from inbox.attributes import set_attributes
 from inbox.audiences import AudienceFilter, TagRule, TagSets
 from inbox.broadcasts import BATCH, create
 from tests.gateway.policy_support import LOOPBACK, configure_channel, seed_usage
@@ -108,10 +109,7 @@ async def test_bad_broadcasts_are_refused_naming_the_field_and_the_contacts(tmp_
         async with gw.container.db.write() as session:
             contact = await session.get(t.Contact, ids[1])
             assert contact is not None
-            contact.attributes = {}
-            await session.execute(
-                t.ContactAttribute.__table__.delete().where(t.ContactAttribute.contact_id == ids[1])
-            )
+            await set_attributes(session, contact, {"affiliation_code": None})
         body = {"channel_id": LOOPBACK, "audience": AFFILIATES, "text": "Your code: {{affiliation_code}}"}
         status, answer = await gw.api("POST", "/broadcasts", json_body=body)
         assert status == 422, answer
