@@ -10,6 +10,7 @@ import * as list from "./list.js";
 import * as thread from "./thread.js";
 import * as banner from "./banner.js";
 import * as admin from "./admin.js";
+import * as tickets from "./tickets.js";
 import { installShortcuts } from "./shortcuts.js";
 import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
@@ -113,6 +114,7 @@ function shell() {
       h("a", { class: "brand", href: "#/" }, "Switchboard"),
       h("span", { id: "stream-state", class: "stream-state", data: { state: "connecting" } }),
       h("div", { class: "topbar-right" },
+        h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,
@@ -141,6 +143,12 @@ function route() {
   const hash = location.hash || "#/";
   const main = $("#main");
   document.body.classList.remove("nav-open");
+  if (hash.startsWith("#/tickets")) {
+    document.body.dataset.page = "tickets";
+    tickets.render(main, hash);
+    nav.render();
+    return;
+  }
   const adminMatch = hash.match(/^#\/admin\/([a-z-]+)/);
   if (adminMatch) {
     document.body.dataset.page = "admin";
@@ -157,6 +165,7 @@ function route() {
     );
     list.mount($("#list-pane"));
     list.reload();
+    state.selectedId = null; // the panes are new (back from another page): open the conversation again
   }
   const convMatch = hash.match(/^#\/conversations\/(\d+)/);
   const id = convMatch ? Number(convMatch[1]) : null;
@@ -203,6 +212,7 @@ function handleEvent(event) {
       }
       break;
     default:
+      if (event.type.startsWith("ticket.")) tickets.onEvent(event);
       if (event.type.startsWith("quota.") || event.type.startsWith("billing.")) banner.refresh();
       if (event.type.startsWith("contact.") || event.type.startsWith("consent.")) thread.onContactEvent(event);
   }
