@@ -18,8 +18,10 @@ from gateway.api import (
     conversations,
     jobs,
     policies,
+    reports,
     routing,
     tickets,
+    uploads,
     web_session,
     worklist,
 )
@@ -59,7 +61,9 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             policies.api,
             jobs.api,
             broadcasts.api,
+            reports.api,
             tickets.api,
+            uploads.api,
         ],
         API_PREFIX,
     )

@@ -26,6 +26,7 @@ from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
+from inbox.contact_limit import ContactLimitPolicy
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -38,6 +39,7 @@ from inbox.quota import Quota
 from inbox.schema import migrate
 from inbox.tables import Event
 from inbox.windows import WindowPolicy
+from reports.facts import record_facts
 from routing.assignment import Assigner, QueueWatcher
 from routing.engine import RoutingHook
 
@@ -170,12 +172,14 @@ def build(
         mail_domain=settings.mail_domain,
         smtp_url=settings.smtp_url,
     )
+    db.on_events.append(record_facts)  # report facts commit with the events they come from
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
-    # DESIGN.md §3: consent, then the service window, then the quota (which counts, so it runs last).
+    # DESIGN.md §3: the plan's contact limit, consent, then the service window, then the quota (which
+    # counts, so it runs last).
     quota = Quota(settings.effective_public_url())
-    outbox.policies.extend([ConsentPolicy(), WindowPolicy(), quota])
+    outbox.policies.extend([ContactLimitPolicy(), ConsentPolicy(), WindowPolicy(), quota])
     outbox.failure_hooks.append(quota.release)
     pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
     mailer = SmtpMailer(settings.smtp_url, mail_domain=settings.mail_domain) if settings.smtp_url else None

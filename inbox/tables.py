@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -65,6 +67,9 @@ class Account(Base):
     # Server texts (alert mails, confirmations) and the default of its users' pages: inbox.i18n.
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     included_conversations: Mapped[int] = mapped_column(Integer, default=1000)
+    # The plan's contact limit (None: none). Contacts past it, by capture order, receive no
+    # business-initiated sends (inbox.contact_limit).
+    contact_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -141,6 +146,8 @@ class Contact(Base):
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Created by an event from an integration (POST /events), not by a message: the AUTO label.
+    auto_captured: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -567,6 +574,60 @@ __all__ += [
 ]
 
 
+# -- reports (reports/): facts written as the events happen, read by GET /reports/* (issue 18) -------
+
+
+class ReportConversation(Base):
+    """A conversation as the reports follow it: its place and owner, and what it waits for."""
+
+    __tablename__ = "report_conversations"
+    conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    inbox_id: Mapped[int] = mapped_column(BigInteger)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    channel_kind: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The oldest contact message nobody has answered yet (reset to the hand-off time when a bot lets go).
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    responded: Mapped[bool] = mapped_column(Boolean, default=False)  # the first response is recorded
+
+
+class ReportFact(Base):
+    """One thing that happened, on the local day of the account's time zone, with its dimensions.
+
+    ``kind``: opened, incoming, outgoing, refused, first_response, next_response, resolved, reopened,
+    handoff, bot_run, bot_resolved, billable. ``seconds``/``business_seconds`` for the timed ones;
+    ``void`` marks a resolution a reopen took back (and a billable conversation the quota released).
+    """
+
+    __tablename__ = "report_facts"
+    __table_args__ = (
+        Index("ix_report_facts_account_kind_day", "account_id", "kind", "day"),
+        Index("ix_report_facts_conversation_id", "conversation_id"),
+        Index("ix_report_facts_message_id", "message_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    inbox_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    channel_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    team_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    flow_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    origin: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    business_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    void: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+__all__ += ["ReportConversation", "ReportFact"]
 # -- tickets (inbox/tickets.py) ----------------------------------------------------------------------
 
 
@@ -690,3 +751,79 @@ __all__ += [
     "TicketChange",
     "TicketConversation",
 ]
+
+
+# -- contact tags and indexed attributes (inbox/tags.py, inbox/attributes.py) -------------------------
+
+
+class ContactTag(Base):
+    """One tag on one contact. ``auto`` tags come from rules (product events) and only rules remove them.
+
+    (account_id, tag, contact_id) answers "contacts with tag X" and has-any/has-all/none filters.
+    """
+
+    __tablename__ = "contact_tags"
+    __table_args__ = (Index("ix_contact_tags_account_tag", "account_id", "tag", "contact_id"),)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    source: Mapped[str] = mapped_column(String(8))  # auto | manual
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactAttribute(Base):
+    """A contact's scalar attributes, one row per key, for filters (Contact.attributes stays the record).
+
+    Text in ``text_value`` (numbers and booleans too, as text); numbers also in ``number_value``.
+    """
+
+    __tablename__ = "contact_attributes"
+    __table_args__ = (
+        Index("ix_contact_attributes_text", "account_id", "key", "text_value"),
+        Index("ix_contact_attributes_number", "account_id", "key", "number_value"),
+    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    text_value: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    number_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+__all__ += ["ContactAttribute", "ContactTag"]
+
+
+# -- replies with attachments and contact merges (issue 22) ------------------------------------------
+
+
+class Upload(Base):
+    """A file an agent uploaded for a reply: its type sniffed from its bytes, stored in the media store,
+    then referenced by id from ``POST /conversations/{id}/messages``."""
+
+    __tablename__ = "uploads"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    media_key: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactMerge(Base):
+    """The audit entry of one merge: the contact that went away, as it was, and every conflict resolved."""
+
+    __tablename__ = "contact_merges"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    into_contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    from_contact_id: Mapped[int] = mapped_column(BigInteger)  # gone after the merge: no foreign key
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # The merged-away contact's row, identities and every row that could not move (nothing is lost).
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # [{"field": "attributes.plan", "kept": ..., "dropped": ..., "from": "into"|"from"}]
+    conflicts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["ContactMerge", "Upload"]

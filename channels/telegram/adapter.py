@@ -35,6 +35,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from channels.media import ANY_TYPE, MediaLimits
 from channels.telegram.config import ALLOWED_UPDATES, Mode, TelegramConfig
 from channels.telegram.errors import RedactingFilter, Redactor, map_send_error, retry_seconds
 from channels.telegram.parse import (
@@ -70,6 +71,12 @@ UNREADABLE_KEY = "unreadable"
 MAX_DOWNLOAD = 20 * 1024 * 1024
 # Outbound images Telegram shows as photos; other files go as documents.
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+# Bot API uploads: photos up to 10 MB, other files up to 50 MB (each file is its own call).
+MEDIA_LIMITS = MediaLimits(
+    "Telegram",
+    max_files=10,
+    sizes={**dict.fromkeys(PHOTO_TYPES, 10 * 1024 * 1024), ANY_TYPE: 50 * 1024 * 1024},
+)
 # callback_data is 1-64 bytes (Bot API, InlineKeyboardButton).
 MAX_CALLBACK_DATA = 64
 # Seconds a Bot API answer may take beyond a long poll's own timeout.

@@ -6,6 +6,7 @@ import { state } from "./state.js";
 import { ago, channelIcon, CHANNEL_NAMES, longDate, initials } from "./format.js";
 import { toast } from "./banner.js";
 import { sidebar as ticketsSection } from "./tickets.js";
+import { mergeSection } from "./merge.js";
 
 let token = 0;
 
@@ -42,6 +43,7 @@ export function render(data) {
           h("span", {}, `#${p.id}`), " ",
           h("span", { class: ["status-pill", `status-${p.status}`] }, p.status), " ",
           h("span", { class: "muted small" }, ago(p.last_activity_at))))))),
+    mergeSection(c, () => load(conversation)),
   );
 }
 
