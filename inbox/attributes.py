@@ -90,6 +90,20 @@ async def set_attributes(session: AsyncSession, contact: t.Contact, changes: dic
     ]
     if rows:
         await session.execute(insert(t.ContactAttribute), rows)
+    # List values (``badges: ["gold", "early"]``) are indexed item by item, for ``list_contains``.
+    await session.execute(
+        delete(t.ContactAttributeItem).where(
+            t.ContactAttributeItem.contact_id == contact.id, t.ContactAttributeItem.key.in_(list(changes))
+        )
+    )
+    items = [
+        {"contact_id": contact.id, "key": key, "item": item, "account_id": contact.account_id}
+        for key, value in changes.items()
+        if isinstance(value, list)
+        for item in sorted({x for x in (indexed_text(v) for v in value) if x is not None})
+    ]
+    if items:
+        await session.execute(insert(t.ContactAttributeItem), items)
 
 
 def attribute_condition(key: str, op: AttributeOp, value: Any = None) -> ColumnElement[bool]:
@@ -133,3 +147,13 @@ def attribute_condition(key: str, op: AttributeOp, value: Any = None) -> ColumnE
         pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         return exists().where(*base, func.lower(a.text_value).like(pattern, escape="\\"))
     raise AttributeFilterError(f"unknown operator {op!r}; use one of {', '.join(ATTRIBUTE_OPS)}")
+
+
+def list_contains(key: str, value: Any) -> ColumnElement[bool]:
+    """A condition on ``t.Contact`` rows: the list attribute ``key`` holds ``value`` (compared as text)."""
+    check_key(key)
+    text = indexed_text(value)
+    if text is None:
+        raise AttributeFilterError("contains on a list needs a text, a number or a boolean")
+    i = t.ContactAttributeItem
+    return exists().where(i.contact_id == t.Contact.id, i.key == key, i.item == text)
