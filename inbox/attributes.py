@@ -116,8 +116,8 @@ def attribute_condition(
 
     Numeric operators (gt, gte, lt, lte, between [low, high]) compare numbers; eq/ne/in compare the
     indexed text (so ``eq 10`` matches 10 and "10"); ``ne`` also matches contacts without the key;
-    ``contains`` is a case-insensitive substring test. With ``account_id`` the test is an IN over the account's
-    (account_id, key, value) indexes, much faster when the select spans many contacts (audiences).
+    ``contains`` is a case-insensitive substring test. With ``account_id`` the test is an IN over the
+    account's (account_id, key, value) indexes, much faster when the select spans many contacts.
     """
     check_key(key)
     a = t.ContactAttribute

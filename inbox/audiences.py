@@ -199,7 +199,9 @@ class AudienceError(ValueError):
 def audience_condition(account_id: int, audience: AudienceFilter, now: datetime) -> ColumnElement[bool]:
     """The contacts of ``account_id`` in the audience, as one condition on ``t.Contact``."""
     try:
-        parts = [t.Contact.account_id == account_id, _criteria(audience, account_id, now)]
+        # ``account_id + 0``: the IN sets already hold only the account's contacts, and SQLite would
+        # otherwise probe the account index for each of their ids (twice the time over a million).
+        parts = [t.Contact.account_id + 0 == account_id, _criteria(audience, account_id, now)]
         if audience.exclude_contact_ids:
             parts.append(t.Contact.id.not_in(sorted(set(audience.exclude_contact_ids))))
         if audience.exclude is not None and audience.exclude.conditions:

@@ -31,7 +31,7 @@ from inbox.db import Clock, Database
 from inbox.events import record_event
 from inbox.i18n import N_, account_language, translator
 from inbox.jobs import JobQueue
-from inbox.model import MessageKind, MessageStatus, TemplateRef
+from inbox.model import Attachment, MessageKind, MessageStatus, TemplateRef
 from inbox.outbox import Draft, Outbox
 from inbox.views import MessageView
 
@@ -132,6 +132,7 @@ async def create(
     allow_replies: bool,
     now: datetime,
     author_id: int | None,
+    attachments: tuple[Attachment, ...] = (),
     audience: AudienceFilter | None = None,
     audience_id: int | None = None,
     recipients: Iterable[Recipient] = (),
@@ -143,6 +144,7 @@ async def create(
         title=title,
         text=text,
         template=_template_json(template),
+        attachments=[a.model_dump(mode="json") for a in attachments],
         audience=audience.model_dump(mode="json") if audience is not None else None,
         audience_id=audience_id,
         allow_replies=allow_replies,
@@ -440,6 +442,7 @@ class BroadcastRunner:
             conversation_id=conversation.id,
             text=personalize(broadcast.text, contact) if broadcast.text else None,
             template=template,
+            attachments=tuple(Attachment.model_validate(a) for a in broadcast.attachments or ()),
             author_id=broadcast.created_by,
             origin="api",
             business_initiated=True,

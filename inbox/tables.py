@@ -835,6 +835,8 @@ class Broadcast(Base):
     title: Mapped[str] = mapped_column(String(200))
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
     template: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # inbox.model.Attachment dumps (uploads), sent with the text to every recipient.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
     audience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     audience_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     allow_replies: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -14,6 +14,7 @@ from inbox.audiences import AudienceFilter, TagRule, TagSets
 from inbox.broadcasts import BATCH, create
 from tests.gateway.policy_support import LOOPBACK, configure_channel, seed_usage
 from tests.gateway.test_audiences import seed_contacts
+from tests.gateway.test_uploads import PNG
 from tests.harness import Gateway, ManualClock, StreamClient, jobs_done, start_gateway
 
 
@@ -260,5 +261,38 @@ async def test_with_replies_disabled_an_answer_is_kept_and_gets_the_auto_answer(
         await loop.customer_writes("+15552000001", "Hello again")
         sent, _ = await loop.next_sent()
         assert sent.text == "This list is one-way."
+    finally:
+        await gw.close()
+
+
+async def test_a_broadcast_can_carry_an_image_to_every_recipient(tmp_path: Path):
+    gw = await start_gateway(tmp_path)
+    try:
+        await configure_channel(gw, consent=False, service_window=False, metered=False)
+        await seed_contacts(gw, affiliates(3))
+        status, image = await gw.upload(PNG, "launch.png")
+        assert status == 201, image
+        stream = await gw.stream()
+        await stream.ready()
+        body = {
+            "channel_id": LOOPBACK,
+            "audience": AFFILIATES,
+            "text": "New cover!",
+            "attachments": [image["id"]],
+        }
+        status, created = await gw.api("POST", "/broadcasts", json_body=body)
+        assert status == 201, created
+        assert [a["filename"] for a in created["attachments"]] == ["launch.png"]
+        await done(stream, created["id"])
+        await jobs_done(gw)
+        loop = await gw.loopback()
+        sent = [loop.sent.get_nowait()[0] for _ in range(3)]
+        assert {(m.text, tuple(a.content_type for a in m.attachments)) for m in sent} == {
+            ("New cover!", ("image/png",))
+        }
+        status, answer = await gw.api(
+            "POST", "/broadcasts", json_body={**body, "attachments": [image["id"] + 100]}
+        )
+        assert status == 422 and answer["error"]["details"][0]["field"] == "attachments[0]", answer
     finally:
         await gw.close()
