@@ -51,7 +51,11 @@ def seed(db_file: Path, contacts: int) -> None:
     batch = 20_000
     for start in range(first, first + contacts, batch):
         ids = range(start, min(start + batch, first + contacts))
-        rows_c, rows_i, rows_a, rows_items, rows_t = [], [], [], [], []
+        rows_c: list[tuple[Any, ...]] = []
+        rows_i: list[tuple[Any, ...]] = []
+        rows_a: list[tuple[Any, ...]] = []
+        rows_items: list[tuple[Any, ...]] = []
+        rows_t: list[tuple[Any, ...]] = []
         for cid in ids:
             phone = f"+1556{cid:07d}"
             sales = rng.randint(0, 50)
