@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench services-deps install clean
+.PHONY: run test lint bench services-deps install clean messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## make messages: re-extract the server texts (gettext / ngettext / N_ calls) into inbox/locale/*/messages.po
+messages: $(STAMP)
+	mkdir -p var
+	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header --sort-output -o var/messages.pot inbox routing bots gateway channels
+	$(BIN)/pybabel update -i var/messages.pot -d inbox/locale -D messages --no-wrap --ignore-obsolete -N

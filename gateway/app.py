@@ -19,6 +19,7 @@ from gateway.api import (
     jobs,
     policies,
     routing,
+    tickets,
     web_session,
     worklist,
 )
@@ -58,6 +59,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             policies.api,
             jobs.api,
             broadcasts.api,
+            tickets.api,
         ],
         API_PREFIX,
     )

@@ -158,7 +158,9 @@ class InboundPipeline:
                 edited = await _apply_edit(session, channel, inbound, attachments, now)
                 if edited is not None:
                     return edited, None
-                # An edit of a message we never stored is kept as a message of its own.
+                # An edit of a message we never stored is kept as that message, so later edits find it
+                # and a late delivery of the original is a duplicate (the newer content wins).
+                inbound = inbound.model_copy(update={"provider_message_id": inbound.edit_of})
 
             address = normalize_address(channel.kind, inbound.sender)
             contact = await resolve_contact(
@@ -359,7 +361,8 @@ async def _apply_edit(
 ) -> ReceiveResult | None:
     """Rewrite the edited message, keeping each earlier text in ``raw["edit_history"]``.
 
-    None when the original is unknown. A redelivered edit (same provider id) changes nothing.
+    None when the original is unknown. A redelivered edit (same provider id), or one that changes
+    nothing, changes nothing.
     """
     original = await session.scalar(
         select(t.Message).where(
@@ -372,7 +375,10 @@ async def _apply_edit(
         return None
     raw = dict(original.raw or {})
     history = list(raw.get("edit_history") or [])
-    if any(entry.get("provider_message_id") == inbound.provider_message_id for entry in history):
+    unchanged = (
+        original.text == inbound.text and original.content_type == inbound.content_type and not attachments
+    )
+    if unchanged or any(entry.get("provider_message_id") == inbound.provider_message_id for entry in history):
         return ReceiveResult(message_id=original.id, conversation_id=original.conversation_id, duplicate=True)
     history.append(
         {
@@ -385,6 +391,7 @@ async def _apply_edit(
     raw["edited"] = dict(inbound.raw)
     original.raw = raw  # a new dict, so the JSON column is written
     original.text = inbound.text
+    original.content_type = inbound.content_type  # e.g. "deleted" when the contact revoked it
     if attachments:
         original.attachments = attachments
     original.updated_at = now

@@ -553,9 +553,17 @@ class Outbox:
             return False
         if update_.status == MessageStatus.FAILED:
             # A provider may fail a message after accepting it (WhatsApp 131047 arrives as a status).
+            detail = " ".join(x for x in (update_.error_code, update_.error_title) if x) or "failed"
+            if current in (MessageStatus.DELIVERED, MessageStatus.READ):
+                # Already delivered: the status stays (forward only), the provider's error is kept.
+                if message.error_detail == detail:
+                    return False
+                message.error_detail = detail
+                message.updated_at = now
+                await self._emit_updated(session, message, now, inbox_id)
+                return True
             if current not in (MessageStatus.QUEUED, MessageStatus.SENT):
                 return False
-            detail = " ".join(x for x in (update_.error_code, update_.error_title) if x) or "failed"
             await self._fail(session, message, update_.reason or Reason.CHANNEL_ERROR, detail, now)
             return True
         if update_.status not in STATUS_RANK or STATUS_RANK[update_.status] <= STATUS_RANK.get(current, -1):

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from inbox import tables as t
 from inbox.db import first_row_once
 from inbox.events import record_event
+from inbox.i18n import translator
 from inbox.mail import queue_mail
 from inbox.model import Reason, Role
 from inbox.outbox import Refusal, SendContext
@@ -41,7 +42,7 @@ _USAGE = (
     .execution_options(populate_existing=True)
 )
 _USAGE_LOCKED = _USAGE.with_for_update()
-_ACCOUNT_LIMIT = select(t.Account.name, t.Account.included_conversations).where(
+_ACCOUNT_LIMIT = select(t.Account.name, t.Account.language, t.Account.included_conversations).where(
     t.Account.id == bindparam("account_id")
 )
 
@@ -238,7 +239,9 @@ class Quota:
         row.used += 1
         row.updated_at = ctx.now
         await session.flush()
-        await self._alert(session, account_id, account.name, period, row.used, limit, ctx.now)
+        await self._alert(
+            session, account_id, (account.name, account.language), period, row.used, limit, ctx.now
+        )
         return None
 
     async def release(self, session: AsyncSession, message: t.Message) -> None:
@@ -261,7 +264,7 @@ class Quota:
         self,
         session: AsyncSession,
         account_id: int,
-        account_name: str,
+        account: tuple[str, str],  # name, language
         period: str,
         used: int,
         limit: int,
@@ -290,7 +293,7 @@ class Quota:
         )
         mail = None
         if recipients:
-            subject, body = self.alert_text(account_name, period, highest, used, limit)
+            subject, body = self.alert_text(*account, period, highest, used, limit)
             mail = queue_mail(
                 session, account_id=account_id, to=recipients, subject=subject, body=body, now=now
             )
@@ -313,29 +316,49 @@ class Quota:
             session, "quota.updated", account_id=account_id, now=now, payload=quota_payload(status)
         )
 
-    def alert_text(self, account_name: str, period: str, tier: int, used: int, limit: int) -> tuple[str, str]:
-        """The alert mail: subject names the tier; body has usage, limit, period end and the pack link."""
+    def alert_text(
+        self, account_name: str, language: str, period: str, tier: int, used: int, limit: int
+    ) -> tuple[str, str]:
+        """The alert mail in the account's language: the subject names the tier; the body has usage,
+        limit, period end and the pack link."""
+        tr = translator(language)
         _, end = period_bounds(period)
-        subject = f"[Switchboard] {account_name}: {tier}% of the {period} conversation quota used"
+        subject = tr.gettext(
+            "[Switchboard] {account}: {tier}% of the {period} conversation quota used",
+            account=account_name,
+            tier=tier,
+            period=period,
+        )
         if tier >= 100:
-            subject += " - new conversations are blocked"
-            effect = (
+            subject += tr.gettext(" - new conversations are blocked")
+            effect = tr.gettext(
                 "No new billable conversation can open until the period ends or you buy a pack. "
                 "Conversations already open continue, and inbound messages still arrive."
             )
         else:
-            effect = "At 100 % no new billable conversation can open until you buy a pack."
+            effect = tr.gettext("At 100 % no new billable conversation can open until you buy a pack.")
         body = "\n".join(
             [
-                f"Your account {account_name} has used {used:,} of {limit:,} conversations "
-                f"in the period {period} ({tier}% tier reached).",
+                tr.gettext(
+                    "Your account {account} has used {used} of {limit} conversations "
+                    "in the period {period} ({tier}% tier reached).",
+                    account=account_name,
+                    used=tr.number(used),
+                    limit=tr.number(limit),
+                    period=period,
+                    tier=tier,
+                ),
                 "",
-                f"Usage: {used:,}",
-                f"Limit: {limit:,}",
-                f"Period ends: {end:%Y-%m-%d %H:%M} UTC",
+                tr.gettext("Usage: {used}", used=tr.number(used)),
+                tr.gettext("Limit: {limit}", limit=tr.number(limit)),
+                tr.gettext("Period ends: {end} UTC", end=tr.datetime(end)),
                 "",
                 effect,
-                f"Buy packs of {PACK_SIZE:,} conversations: {self._public_url}/#/billing",
+                tr.gettext(
+                    "Buy packs of {size} conversations: {url}",
+                    size=tr.number(PACK_SIZE),
+                    url=f"{self._public_url}/#/billing",
+                ),
                 "",
             ]
         )

@@ -62,6 +62,8 @@ class Account(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Server texts (alert mails, confirmations) and the default of its users' pages: inbox.i18n.
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     included_conversations: Mapped[int] = mapped_column(Integer, default=1000)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -76,6 +78,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     availability: Mapped[str] = mapped_column(String(16), default="offline")
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: the account's
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -561,6 +564,131 @@ __all__ += [
     "OutgoingMail",
     "QuotaAlert",
     "QuotaUsage",
+]
+
+
+# -- tickets (inbox/tickets.py) ----------------------------------------------------------------------
+
+
+class Ticket(Base):
+    """A customer problem followed past the chat: a stage of the account's pipeline, an owner, links."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_inbox_stage", "inbox_id", "stage", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id"))  # who may see it: its members
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    stage: Mapped[str] = mapped_column(String(64))  # a key of the account's pipeline (inbox.tickets)
+    priority: Mapped[str] = mapped_column(String(16), default="none")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), nullable=True, index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TicketConversation(Base):
+    __tablename__ = "ticket_conversations"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class TicketChange(Base):
+    """One line of a ticket's history: who changed which field from what to what."""
+
+    __tablename__ = "ticket_changes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    field: Mapped[str] = mapped_column(String(32))
+    old: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# -- notifications (inbox/notifications.py) ----------------------------------------------------------
+
+
+class NotificationPreference(Base):
+    """A user's choices per notification kind: ``{kind: {"in_app": bool, "email": bool}}``."""
+
+    __tablename__ = "notification_preferences"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    prefs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """One notice for one user, derived from an event in the event's own transaction."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_user_id_id", "user_id", "id"),
+        Index("ix_notifications_email_status", "email_status", "user_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ticket_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    in_app: Mapped[bool] = mapped_column(Boolean, default=True)
+    email_status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # pending, sent
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotificationMailWindow(Base):
+    """When a user was last mailed about a conversation (0: notices without one): the batching window."""
+
+    __tablename__ = "notification_mail_windows"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    conversation_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_mailed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotifiedAssignee(Base):
+    """The assignee a conversation's notices last saw, so an assignment is told once, whoever made it."""
+
+    __tablename__ = "notified_assignees"
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# -- agent profiles (inbox/profiles.py) --------------------------------------------------------------
+
+
+class AgentProfile(Base):
+    """What visitors see of an agent: display name, title, meeting link, avatar (a media key)."""
+
+    __tablename__ = "agent_profiles"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    title: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    meeting_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    avatar_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += [
+    "AgentProfile",
+    "Notification",
+    "NotificationMailWindow",
+    "NotificationPreference",
+    "NotifiedAssignee",
+    "Ticket",
+    "TicketChange",
+    "TicketConversation",
 ]
 
 

@@ -124,10 +124,18 @@ class UserView(BaseModel):
     name: str
     role: str
     availability: str
+    language: str | None  # the user's own choice for the pages; None follows the account's
 
     @classmethod
     def of(cls, u: t.User) -> UserView:
-        return cls(id=u.id, email=u.email, name=u.name, role=u.role, availability=u.availability)
+        return cls(
+            id=u.id,
+            email=u.email,
+            name=u.name,
+            role=u.role,
+            availability=u.availability,
+            language=u.language,
+        )
 
 
 class TeamView(BaseModel):

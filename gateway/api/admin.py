@@ -18,6 +18,7 @@ from gateway.api.spec import ApiRoutes, Page
 from inbox import tables as t
 from inbox.access import is_admin, visible_inbox_ids
 from inbox.auth import hash_password, new_token, token_digest
+from inbox.i18n import Language
 from inbox.identities import InvalidAddress, normalize_email
 from inbox.model import ChannelKind, Role
 from inbox.queries import list_by_id
@@ -385,12 +386,14 @@ class AccountView(BaseModel):
     name: str
     timezone: str
     included_conversations: int
+    language: str  # server texts (alert mails, confirmations) and the default of its users' pages
 
 
 class AccountPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
     included_conversations: int | None = Field(default=None, ge=0, le=100_000_000)
+    language: Language | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -408,7 +411,11 @@ class AccountPatch(BaseModel):
 
 def account_view(a: t.Account) -> AccountView:
     return AccountView(
-        id=a.id, name=a.name, timezone=a.timezone, included_conversations=a.included_conversations
+        id=a.id,
+        name=a.name,
+        timezone=a.timezone,
+        included_conversations=a.included_conversations,
+        language=a.language,
     )
 
 
@@ -435,7 +442,7 @@ async def patch_account(request: web.Request, body: AccountPatch) -> AccountView
     async with container_of(request).db.write() as session:
         account = await session.get(t.Account, user.account_id)
         assert account is not None
-        for field in ("name", "timezone", "included_conversations"):
+        for field in ("name", "timezone", "included_conversations", "language"):
             value = getattr(body, field)
             if value is not None:
                 setattr(account, field, value)

@@ -37,6 +37,11 @@ def validation_error(exc: ValidationError, where: str = "body") -> ApiError:
     return ApiError(422, "validation_error", f"invalid {where}: {summary}", details)
 
 
+def field_error(field: str, problem: str) -> ApiError:
+    """422 naming one field of the body, e.g. ``owner_id: user 9 does not exist``."""
+    return ApiError(422, "validation_error", f"{field}: {problem}", [{"field": field, "problem": problem}])
+
+
 def not_found(what: str, ident: object) -> ApiError:
     return ApiError(404, "not_found", f"{what} {ident} does not exist or is not visible to you")
 

@@ -21,6 +21,7 @@ from gateway.api.spec import ApiRoutes
 from gateway.presence import set_availability
 from inbox import tables as t
 from inbox.auth import hash_password, token_digest, verify_password
+from inbox.i18n import Language, user_language
 from inbox.views import UserView
 
 api = ApiRoutes()
@@ -51,10 +52,18 @@ class SignIn(BaseModel):
 class SessionView(BaseModel):
     user: UserView
     csrf_token: str | None  # send as X-CSRF-Token on every state-changing call; None for bearer callers
+    language: str  # the pages' language: the user's own choice, else the account's
 
 
-class PresenceBody(BaseModel):
-    availability: Literal["online", "away", "offline"]
+class MePatch(BaseModel):
+    availability: Literal["online", "away", "offline"] | None = None
+    language: Language | None = None  # null: follow the account's language
+
+
+async def _session_view(request: web.Request, user: t.User, view: UserView, csrf: str | None) -> SessionView:
+    async with container_of(request).db.read() as session:
+        language = await user_language(session, user)
+    return SessionView(user=view, csrf_token=csrf, language=language)
 
 
 async def _set_presence(request: web.Request, user_id: int, availability: str) -> UserView:
@@ -120,8 +129,8 @@ async def sign_in(request: web.Request, body: SignIn) -> web.Response:
                 expires_at=now + SESSION_LIFETIME,
             )
         )
-    view = await _set_presence(request, user.id, "online")
-    response = web.json_response(text=SessionView(user=view, csrf_token=csrf).model_dump_json())
+    view = await _session_view(request, user, await _set_presence(request, user.id, "online"), csrf)
+    response = web.json_response(text=view.model_dump_json())
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -139,8 +148,9 @@ async def sign_in(request: web.Request, body: SignIn) -> web.Response:
 )
 async def current_session(request: web.Request) -> SessionView:
     web_session = request.get(WEB_SESSION)
-    return SessionView(
-        user=UserView.of(user_of(request)), csrf_token=web_session.csrf_token if web_session else None
+    user = user_of(request)
+    return await _session_view(
+        request, user, UserView.of(user), web_session.csrf_token if web_session else None
     )
 
 
@@ -164,9 +174,34 @@ async def sign_out(request: web.Request) -> web.Response:
 @api.route(
     "PATCH",
     "/users/me",
-    summary="Set your own presence (online, away, offline); others see it live",
-    body=PresenceBody,
+    summary="Set your own presence (online, away, offline; others see it live) and your pages' language",
+    body=MePatch,
     response=UserView,
 )
-async def patch_me(request: web.Request, body: PresenceBody) -> UserView:
-    return await _set_presence(request, user_of(request).id, body.availability)
+async def patch_me(request: web.Request, body: MePatch) -> UserView:
+    given = body.model_fields_set
+    if "availability" in given and body.availability is None:
+        raise ApiError(
+            422,
+            "validation_error",
+            "availability: must be online, away or offline",
+            [{"field": "availability", "problem": "null"}],
+        )
+    if not given & {"availability", "language"}:
+        raise ApiError(
+            422,
+            "validation_error",
+            "availability or language: give at least one",
+            [{"field": "availability", "problem": "missing"}, {"field": "language", "problem": "missing"}],
+        )
+    user = user_of(request)
+    view = UserView.of(user)
+    if "language" in given:
+        async with container_of(request).db.write() as session:
+            row = await session.get(t.User, user.id)
+            assert row is not None
+            row.language = body.language
+            view = UserView.of(row)
+    if body.availability is not None:
+        view = await _set_presence(request, user.id, body.availability)
+    return view

@@ -137,6 +137,31 @@ async def test_70_percent_of_1000_plus_a_pack_alerts_billing_and_super_admins_on
         await gw.close()
 
 
+async def test_an_account_in_portuguese_gets_its_alert_mail_in_portuguese(
+    tmp_path: Path, clock: ManualClock, smtp_sink
+):
+    gw = await _metered(tmp_path, clock, smtp_sink.port)
+    try:
+        code, _ = await gw.api("PATCH", "/account", json_body={"language": "pt-BR"})
+        assert code == 200
+        await seed_usage(gw, 999)
+        await send_to(gw, "+15550309999", "x")  # 1,000 of 1,000: the 100 % tier
+        (envelope,) = await smtp_sink.wait_for(1)
+        subject = message_from_bytes(envelope.content, policy=email.policy.default)["Subject"]
+        assert subject == (
+            "[Switchboard] Demo Company: 100% da cota de conversas de 2026-03 usada"
+            " - novas conversas estão bloqueadas"
+        )
+        body = _body(envelope)
+        assert "Sua conta Demo Company usou 1.000 de 1.000 conversas no período 2026-03" in body
+        assert "Uso: 1.000" in body and "Limite: 1.000" in body
+        assert "Fim do período: 2026-04-01 00:00 UTC" in body
+        assert f"Compre pacotes de 1.000 conversas: {PUBLIC}/#/billing" in body
+        assert "Usage" not in body
+    finally:
+        await gw.close()
+
+
 async def test_odd_limit_crosses_70_percent_at_the_exact_conversation(
     tmp_path: Path, clock: ManualClock, smtp_sink
 ):

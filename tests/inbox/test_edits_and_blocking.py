@@ -6,7 +6,7 @@ from __future__ import annotations
 from inbox.model import InboundMessage, PermanentChannelError, Reason
 
 
-def _msg(provider_id: str, text: str, **extra) -> InboundMessage:
+def _msg(provider_id: str, text: str | None, **extra) -> InboundMessage:
     return InboundMessage(
         channel_id=1, provider_message_id=provider_id, sender="+15550001234", text=text, **extra
     )
@@ -33,10 +33,29 @@ async def test_edits_rewrite_the_text_and_keep_every_earlier_version(gateway):
     assert [h["text"] for h in message["edit_history"]] == ["see you at 5", "see you at 6"]
 
 
-async def test_an_edit_of_an_unknown_message_is_kept_as_a_message(gateway):
-    result = await gateway.container.pipeline.receive(_msg("x:edit:9", "edited text", edit_of="x"))
+async def test_an_edit_of_an_unknown_message_is_kept_as_that_message(gateway):
+    pipeline = gateway.container.pipeline
+    result = await pipeline.receive(_msg("x:edit:9", "edited text", edit_of="x"))
+    assert (await pipeline.receive(_msg("x:edit:9", "edited text", edit_of="x"))).duplicate  # redelivered
+    late = await pipeline.receive(_msg("x", "original text"))  # the original, arriving after its edit
+    assert late.duplicate and late.message_id == result.message_id
+    await pipeline.receive(_msg("x:edit:10", "edited again", edit_of="x"))
     status, page = await gateway.api("GET", f"/conversations/{result.conversation_id}/messages")
-    assert [m["text"] for m in page["items"]] == ["edited text"]
+    [message] = page["items"]
+    assert (message["provider_message_id"], message["text"]) == ("x", "edited again")
+    assert [h["text"] for h in message["edit_history"]] == ["edited text"]
+
+
+async def test_an_edit_that_changes_nothing_keeps_no_history_and_a_new_kind_is_taken(gateway):
+    pipeline = gateway.container.pipeline
+    first = await pipeline.receive(_msg("k-1", "hello"))
+    assert (await pipeline.receive(_msg("k-1:edit:1", "hello", edit_of="k-1"))).duplicate
+    deleted = await pipeline.receive(_msg("k-1:revoke", None, edit_of="k-1", content_type="deleted"))
+    assert deleted.message_id == first.message_id and not deleted.duplicate
+    status, page = await gateway.api("GET", f"/conversations/{first.conversation_id}/messages")
+    [message] = page["items"]
+    assert (message["content_type"], message["text"]) == ("deleted", None)
+    assert [h["text"] for h in message["edit_history"]] == ["hello"]
 
 
 async def test_profile_attributes_land_on_the_contact_and_the_newest_wins(gateway):

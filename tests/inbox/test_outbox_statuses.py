@@ -47,17 +47,22 @@ async def test_repeated_and_backward_statuses_change_nothing_and_emit_nothing(tm
         assert await loop.report(provider_id, S.DELIVERED) is True
         assert await loop.report(provider_id, S.DELIVERED) is False
         assert await loop.report(provider_id, S.SENT) is False
-        assert await loop.report(provider_id, S.FAILED) is False  # delivered cannot fail any more
+        # Delivered cannot fail any more, but the provider's failure is kept on the message, once.
+        assert await loop.report(provider_id, S.FAILED) is True
+        assert await loop.report(provider_id, S.FAILED) is False
         assert await loop.report(provider_id, S.READ) is True
 
         updates = [
-            (await stream.next(lambda e: e["type"] == "message.updated"))["data"]["message"]["status"]
-            for _ in range(2)
+            (await stream.next(lambda e: e["type"] == "message.updated"))["data"]["message"] for _ in range(3)
         ]
-        assert updates == ["delivered", "read"]
+        assert [(m["status"], m["error_detail"]) for m in updates] == [
+            ("delivered", None),
+            ("delivered", "failed"),
+            ("read", "failed"),
+        ]
         _, page = await gw.api("GET", f"/conversations/{message['conversation_id']}/messages")
         (outgoing,) = [m for m in page["items"] if m["kind"] == "outgoing"]
-        assert outgoing["status"] == "read"
+        assert (outgoing["status"], outgoing["reason"]) == ("read", None)
         # Nothing else was emitted for the no-ops: a note posted now is the next event.
         await gw.api(
             "POST",

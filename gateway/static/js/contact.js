@@ -5,6 +5,7 @@ import { h, clear, $ } from "./dom.js";
 import { state } from "./state.js";
 import { ago, channelIcon, CHANNEL_NAMES, longDate, initials } from "./format.js";
 import { toast } from "./banner.js";
+import { sidebar as ticketsSection } from "./tickets.js";
 
 let token = 0;
 
@@ -27,6 +28,7 @@ export function render(data) {
       c.phone ? h("p", { class: "muted small" }, c.phone) : null),
     section("Channels", h("ul", { class: "plain" }, c.identities.map((i) =>
       h("li", {}, h("span", { class: "channel-icon", data: { kind: i.kind } }, channelIcon(i.kind)), " ", h("span", {}, CHANNEL_NAMES[i.kind] || i.kind), ": ", h("span", { class: "mono" }, i.address))))),
+    ticketsSection(conversation),
     consent ? consentSection(c, consent, conversation) : null,
     Object.keys(c.attributes || {}).length
       ? section("Attributes", h("dl", { class: "attributes" }, Object.entries(c.attributes).map(([k, v]) =>

@@ -1,16 +1,17 @@
 import { api, setCsrf } from "./api.js";
 import { h, clear } from "./dom.js";
+import { t } from "./i18n.js";
 
 export function showLogin(root, onSignedIn) {
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true, autofocus: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
-  const button = h("button", { type: "submit", class: "primary" }, "Sign in");
+  const button = h("button", { type: "submit", class: "primary" }, t("login.sign_in"));
   const form = h("form", { class: "login-card", onsubmit: submit },
     h("h1", {}, "Switchboard"),
-    h("p", { class: "muted" }, "Sign in to your inbox"),
-    h("label", {}, "Email", email),
-    h("label", {}, "Password", password),
+    h("p", { class: "muted" }, t("login.subtitle")),
+    h("label", {}, t("login.email"), email),
+    h("label", {}, t("login.password"), password),
     error,
     button,
   );
@@ -26,7 +27,7 @@ export function showLogin(root, onSignedIn) {
       setCsrf(session.csrf_token);
       onSignedIn(session);
     } catch (err) {
-      error.textContent = err.status === 401 ? "The email or the password is wrong." : err.message;
+      error.textContent = err.status === 401 ? t("login.wrong") : err.message;
       error.hidden = false;
       password.select();
     } finally {

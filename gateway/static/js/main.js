@@ -10,19 +10,22 @@ import * as list from "./list.js";
 import * as thread from "./thread.js";
 import * as banner from "./banner.js";
 import * as admin from "./admin.js";
+import * as tickets from "./tickets.js";
 import { installShortcuts } from "./shortcuts.js";
+import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
 const root = document.getElementById("app");
 let stream = null;
 
 async function boot() {
+  await setLanguage(browserLanguage()); // the sign-in page speaks the browser's language
   try {
     const session = await api("GET", "/auth/session");
     setCsrf(session.csrf_token);
     await start(session);
   } catch (err) {
     if (err.status === 401) showLogin(root, start);
-    else clear(root, h("p", { class: "boot" }, `Switchboard could not start: ${err.message}`));
+    else clear(root, h("p", { class: "boot" }, t("boot.failed", { error: err.message })));
   }
 }
 
@@ -36,6 +39,7 @@ window.addEventListener("sb:signed-out", () => {
 
 async function start(session) {
   state.me = session.user;
+  if (session.language !== currentLanguage()) await setLanguage(session.language);
   clear(root, shell());
   await loadReference();
   nav.render();
@@ -56,7 +60,7 @@ async function start(session) {
       const dot = $("#stream-state");
       if (dot) {
         dot.dataset.state = s;
-        dot.title = { live: "Live", connecting: "Connecting…", offline: "Offline, reconnecting…" }[s];
+        dot.title = t(`shell.stream.${s}`);
       }
     },
   });
@@ -86,7 +90,7 @@ export async function reloadReference() {
 }
 
 function shell() {
-  const presence = h("select", { id: "my-presence", class: "presence-select", "aria-label": "Your status", onchange: async (e) => {
+  const presence = h("select", { id: "my-presence", class: "presence-select", "aria-label": t("shell.your_status"), onchange: async (e) => {
     try {
       const me = await api("PATCH", "/users/me", { availability: e.target.value });
       state.me = { ...state.me, availability: me.availability };
@@ -94,22 +98,33 @@ function shell() {
       banner.toast(err.message);
     }
   } },
-  ["online", "away", "offline"].map((s) => h("option", { value: s, selected: s === (state.me.availability === "offline" ? "online" : state.me.availability) }, s[0].toUpperCase() + s.slice(1))));
+  ["online", "away", "offline"].map((s) => h("option", { value: s, selected: s === (state.me.availability === "offline" ? "online" : state.me.availability) }, t(`shell.presence.${s}`))));
+  const language = h("select", { id: "my-language", class: "presence-select", "aria-label": t("shell.language"), onchange: async (e) => {
+    try {
+      await api("PATCH", "/users/me", { language: e.target.value });
+      location.reload(); // every text on the page is in the old language: start again in the new one
+    } catch (err) {
+      banner.toast(err.message);
+    }
+  } },
+  LANGUAGES.map((l) => h("option", { value: l, selected: l === currentLanguage(), lang: l }, LANGUAGE_NAMES[l])));
   return h("div", { class: "app" },
     h("header", { class: "topbar" },
-      h("button", { class: "icon-button menu-toggle", "aria-label": "Menu", onclick: () => document.body.classList.toggle("nav-open") }, "☰"),
+      h("button", { class: "icon-button menu-toggle", "aria-label": t("shell.menu"), onclick: () => document.body.classList.toggle("nav-open") }, "☰"),
       h("a", { class: "brand", href: "#/" }, "Switchboard"),
       h("span", { id: "stream-state", class: "stream-state", data: { state: "connecting" } }),
       h("div", { class: "topbar-right" },
-        isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, "Settings") : null,
+        h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
+        isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,
+        language,
         h("span", { class: "me-name", title: state.me.email }, state.me.name),
-        h("button", { class: "link-button", id: "sign-out", onclick: signOut }, "Sign out"),
+        h("button", { class: "link-button", id: "sign-out", onclick: signOut }, t("shell.sign_out")),
       ),
     ),
     h("div", { id: "quota-banner", class: "quota-banner", hidden: true, role: "status" }),
-    h("nav", { id: "nav", class: "nav", "aria-label": "Inboxes and views" }),
+    h("nav", { id: "nav", class: "nav", "aria-label": t("shell.aria.nav") }),
     h("main", { id: "main", class: "main" }),
     h("div", { id: "toasts", class: "toasts", "aria-live": "polite" }),
   );
@@ -128,6 +143,12 @@ function route() {
   const hash = location.hash || "#/";
   const main = $("#main");
   document.body.classList.remove("nav-open");
+  if (hash.startsWith("#/tickets")) {
+    document.body.dataset.page = "tickets";
+    tickets.render(main, hash);
+    nav.render();
+    return;
+  }
   const adminMatch = hash.match(/^#\/admin\/([a-z-]+)/);
   if (adminMatch) {
     document.body.dataset.page = "admin";
@@ -138,12 +159,13 @@ function route() {
   document.body.dataset.page = "inbox";
   if (!$("#conversation-list", main)) {
     clear(main,
-      h("section", { id: "list-pane", class: "list-pane", "aria-label": "Conversations" }),
-      h("section", { id: "thread-pane", class: "thread-pane", "aria-label": "Conversation" }),
-      h("aside", { id: "contact-pane", class: "contact-pane", "aria-label": "Contact" }),
+      h("section", { id: "list-pane", class: "list-pane", "aria-label": t("shell.aria.conversations") }),
+      h("section", { id: "thread-pane", class: "thread-pane", "aria-label": t("shell.aria.conversation") }),
+      h("aside", { id: "contact-pane", class: "contact-pane", "aria-label": t("shell.aria.contact") }),
     );
     list.mount($("#list-pane"));
     list.reload();
+    state.selectedId = null; // the panes are new (back from another page): open the conversation again
   }
   const convMatch = hash.match(/^#\/conversations\/(\d+)/);
   const id = convMatch ? Number(convMatch[1]) : null;
@@ -173,7 +195,7 @@ function handleEvent(event) {
     case "conversation.handoff":
       list.touch(event.conversation_id);
       thread.onContactEvent(event);
-      banner.toast(`A bot handed conversation #${event.conversation_id} to the team.`);
+      banner.toast(t("shell.handoff", { id: String(event.conversation_id) }));
       nav.refreshCounts();
       break;
     case "user.presence":
@@ -190,6 +212,7 @@ function handleEvent(event) {
       }
       break;
     default:
+      if (event.type.startsWith("ticket.")) tickets.onEvent(event);
       if (event.type.startsWith("quota.") || event.type.startsWith("billing.")) banner.refresh();
       if (event.type.startsWith("contact.") || event.type.startsWith("consent.")) thread.onContactEvent(event);
   }

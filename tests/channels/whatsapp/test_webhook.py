@@ -155,12 +155,14 @@ async def test_statuses_twice_and_out_of_order_only_move_forward(world):
     wamid = sent_event["data"]["message"]["provider_message_id"]
     await world.settle()
     # Now WhatsApp's statuses arrive out of order: read before delivered, then a late "sent", then
-    # "failed" after read (which must not undo a read message).
+    # "failed" after read (twice), which must not undo a read message but is shown on it.
     for name in ("status_read.json", "status_read.json", "status_delivered.json", "status_sent.json"):
         assert await world.post_webhook(fixture(name, wamid=wamid)) == 200
-    assert await world.post_webhook(fixture("status_failed_131047.json", wamid=wamid)) == 200
+    for _ in range(2):
+        assert await world.post_webhook(fixture("status_failed_131047.json", wamid=wamid)) == 200
     messages = await world.messages(conversation_id)
     assert [m["status"] for m in messages] == ["received", "read"]
+    assert messages[1]["error_detail"].startswith("131047 ")
     # Every event up to a later one is in ``received``: one "read" update, nothing for the rest.
     await world.contact_writes("+5511955556666", content={"body": "sentinel"})
     await stream.next(lambda e: e["type"] == "message.created")
@@ -169,7 +171,8 @@ async def test_statuses_twice_and_out_of_order_only_move_forward(world):
         for e in stream.received
         if e["type"] == "message.updated" and e["data"]["message"]["id"] == reply["id"]
     ]
-    assert [e["data"]["message"]["status"] for e in updates] == ["sent", "read"]
+    assert [e["data"]["message"]["status"] for e in updates] == ["sent", "read", "read"]
+    assert updates[-1]["data"]["message"]["error_detail"].startswith("131047 ")
 
 
 async def test_failed_status_carries_code_title_and_reason(world):

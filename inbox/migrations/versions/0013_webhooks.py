@@ -1,7 +1,7 @@
 """outgoing webhooks: subscriptions and their deliveries
 
-Revision ID: 0011_webhooks
-Revises: 0010_query_speed
+Revision ID: 0013_webhooks
+Revises: 0012_tickets
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_webhooks"
-down_revision: str | None = "0010_query_speed"
+revision: str = "0013_webhooks"
+down_revision: str | None = "0012_tickets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
