@@ -21,6 +21,7 @@ from gateway.api import (
     routing,
     tickets,
     web_session,
+    webhook_subscriptions,
     worklist,
 )
 from gateway.api.auth import auth_middleware
@@ -60,6 +61,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             jobs.api,
             broadcasts.api,
             tickets.api,
+            webhook_subscriptions.api,
         ],
         API_PREFIX,
     )

@@ -744,4 +744,19 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-__all__ += ["WebhookDelivery", "WebhookSubscription"]
+class WebhookAttempt(Base):
+    """One try of a delivery: what the receiver answered (or why nobody did), for the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)  # an excerpt of the body
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+__all__ += ["WebhookAttempt", "WebhookDelivery", "WebhookSubscription"]
