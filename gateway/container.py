@@ -41,6 +41,7 @@ from inbox.tables import Event
 from inbox.webhook_sender import WEBHOOK_JOB, WebhookSender
 from inbox.webhooks import DeliveryHook
 from inbox.windows import WindowPolicy
+from reports.facts import record_facts
 from routing.assignment import Assigner, QueueWatcher
 from routing.engine import RoutingHook
 
@@ -179,6 +180,7 @@ def build(
         mail_domain=settings.mail_domain,
         smtp_url=settings.smtp_url,
     )
+    db.on_events.append(record_facts)  # report facts commit with the events they come from
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))

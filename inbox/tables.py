@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -567,6 +568,60 @@ __all__ += [
 ]
 
 
+# -- reports (reports/): facts written as the events happen, read by GET /reports/* (issue 18) -------
+
+
+class ReportConversation(Base):
+    """A conversation as the reports follow it: its place and owner, and what it waits for."""
+
+    __tablename__ = "report_conversations"
+    conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    inbox_id: Mapped[int] = mapped_column(BigInteger)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    channel_kind: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The oldest contact message nobody has answered yet (reset to the hand-off time when a bot lets go).
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    responded: Mapped[bool] = mapped_column(Boolean, default=False)  # the first response is recorded
+
+
+class ReportFact(Base):
+    """One thing that happened, on the local day of the account's time zone, with its dimensions.
+
+    ``kind``: opened, incoming, outgoing, refused, first_response, next_response, resolved, reopened,
+    handoff, bot_run, bot_resolved, billable. ``seconds``/``business_seconds`` for the timed ones;
+    ``void`` marks a resolution a reopen took back (and a billable conversation the quota released).
+    """
+
+    __tablename__ = "report_facts"
+    __table_args__ = (
+        Index("ix_report_facts_account_kind_day", "account_id", "kind", "day"),
+        Index("ix_report_facts_conversation_id", "conversation_id"),
+        Index("ix_report_facts_message_id", "message_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    inbox_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    channel_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    team_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    flow_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    origin: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    business_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    void: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+__all__ += ["ReportConversation", "ReportFact"]
 # -- tickets (inbox/tickets.py) ----------------------------------------------------------------------
 
 
