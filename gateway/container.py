@@ -27,6 +27,7 @@ from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
+from inbox.contact_limit import ContactLimitPolicy
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -184,9 +185,10 @@ def build(
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
-    # DESIGN.md §3: consent, then the service window, then the quota (which counts, so it runs last).
+    # DESIGN.md §3: the plan's contact limit, consent, then the service window, then the quota (which
+    # counts, so it runs last).
     quota = Quota(settings.effective_public_url())
-    outbox.policies.extend([ConsentPolicy(), WindowPolicy(), quota])
+    outbox.policies.extend([ContactLimitPolicy(), ConsentPolicy(), WindowPolicy(), quota])
     outbox.failure_hooks.append(quota.release)
     pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
     mailer = SmtpMailer(settings.smtp_url, mail_domain=settings.mail_domain) if settings.smtp_url else None

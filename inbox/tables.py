@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -66,6 +67,9 @@ class Account(Base):
     # Server texts (alert mails, confirmations) and the default of its users' pages: inbox.i18n.
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     included_conversations: Mapped[int] = mapped_column(Integer, default=1000)
+    # The plan's contact limit (None: none). Contacts past it, by capture order, receive no
+    # business-initiated sends (inbox.contact_limit).
+    contact_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -142,6 +146,8 @@ class Contact(Base):
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Created by an event from an integration (POST /events), not by a message: the AUTO label.
+    auto_captured: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -745,6 +751,45 @@ __all__ += [
     "TicketChange",
     "TicketConversation",
 ]
+
+
+# -- contact tags and indexed attributes (inbox/tags.py, inbox/attributes.py) -------------------------
+
+
+class ContactTag(Base):
+    """One tag on one contact. ``auto`` tags come from rules (product events) and only rules remove them.
+
+    (account_id, tag, contact_id) answers "contacts with tag X" and has-any/has-all/none filters.
+    """
+
+    __tablename__ = "contact_tags"
+    __table_args__ = (Index("ix_contact_tags_account_tag", "account_id", "tag", "contact_id"),)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    source: Mapped[str] = mapped_column(String(8))  # auto | manual
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactAttribute(Base):
+    """A contact's scalar attributes, one row per key, for filters (Contact.attributes stays the record).
+
+    Text in ``text_value`` (numbers and booleans too, as text); numbers also in ``number_value``.
+    """
+
+    __tablename__ = "contact_attributes"
+    __table_args__ = (
+        Index("ix_contact_attributes_text", "account_id", "key", "text_value"),
+        Index("ix_contact_attributes_number", "account_id", "key", "number_value"),
+    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    text_value: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    number_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+__all__ += ["ContactAttribute", "ContactTag"]
 
 
 # -- outgoing webhooks: subscriptions and their deliveries (inbox/webhooks.py) ---------------------------

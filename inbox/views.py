@@ -94,6 +94,16 @@ class IdentityView(BaseModel):
     address: str
 
 
+class TagView(BaseModel):
+    tag: str
+    source: str  # auto (a rule's: not editable) | manual
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: t.ContactTag) -> TagView:
+        return cls(tag=row.tag, source=row.source, created_at=row.created_at)
+
+
 class ContactView(BaseModel):
     id: int
     name: str | None
@@ -102,10 +112,20 @@ class ContactView(BaseModel):
     attributes: dict[str, Any]
     labels: list[str]
     identities: list[IdentityView]
+    tags: list[TagView] = []
+    auto_captured: bool = False  # created by an integration's event: the AUTO label
+    over_limit: bool = False  # past the plan's contact limit: business-initiated sends are refused
     created_at: datetime
 
     @classmethod
-    def of(cls, c: t.Contact, identities: list[t.ContactIdentity]) -> ContactView:
+    def of(
+        cls,
+        c: t.Contact,
+        identities: list[t.ContactIdentity],
+        tags: list[t.ContactTag] | None = None,
+        *,
+        over_limit: bool = False,
+    ) -> ContactView:
         return cls(
             id=c.id,
             name=c.name,
@@ -114,6 +134,9 @@ class ContactView(BaseModel):
             attributes=dict(c.attributes or {}),
             labels=list(c.labels or []),
             identities=[IdentityView(kind=i.kind, address=i.address) for i in identities],
+            tags=[TagView.of(x) for x in tags or []],
+            auto_captured=bool(c.auto_captured),
+            over_limit=over_limit,
             created_at=c.created_at,
         )
 

@@ -1,4 +1,4 @@
-"""Contacts: search, read, edit."""
+"""Contacts: search, read, edit; their tags (by hand) and the account's tags with counts."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.context import container_of, path_id, user_of
-from gateway.api.errors import not_found
+from gateway.api.errors import field_error, forbidden, not_found
 from gateway.api.spec import ApiRoutes, Page
 from inbox import tables as t
 from inbox.access import is_admin, visible_inbox_ids
+from inbox.attributes import AttributeFilterError, set_attributes
+from inbox.contact_limit import is_over, last_contact_inside
 from inbox.contacts import identities_of
 from inbox.queries import list_by_id
-from inbox.views import ContactView
+from inbox.tags import TagError, add_tag, remove_tag, tag_counts, tags_of
+from inbox.views import ContactView, TagView
 
 api = ApiRoutes()
 
@@ -74,17 +77,26 @@ async def list_contacts(request: web.Request, query: ContactQuery) -> Page[Conta
                 )
             )
         rows, cursor = await list_by_id(session, stmt, t.Contact.id, query.limit, query.cursor)
-        return Page[ContactView](
-            items=[ContactView.of(c, await identities_of(session, c.id)) for c in rows], next_cursor=cursor
-        )
+        return Page[ContactView](items=[await contact_view(session, c) for c in rows], next_cursor=cursor)
 
 
-@api.route("GET", "/contacts/{id}", summary="One contact with its identities", response=ContactView)
+async def contact_view(session: AsyncSession, contact: t.Contact) -> ContactView:
+    """A contact with its identities, tags and whether it is past the plan's contact limit."""
+    last_inside = await last_contact_inside(session, contact.account_id)
+    return ContactView.of(
+        contact,
+        await identities_of(session, contact.id),
+        await tags_of(session, contact.id),
+        over_limit=is_over(contact.id, last_inside),
+    )
+
+
+@api.route("GET", "/contacts/{id}", summary="One contact with its identities and tags", response=ContactView)
 async def get_contact(request: web.Request) -> ContactView:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         contact = await visible_contact(session, user, path_id(request))
-        return ContactView.of(contact, await identities_of(session, contact.id))
+        return await contact_view(session, contact)
 
 
 class ContactPatch(BaseModel):
@@ -107,8 +119,86 @@ async def patch_contact(request: web.Request, body: ContactPatch) -> ContactView
         if body.name is not None:
             contact.name = body.name
         if body.attributes is not None:
-            contact.attributes = {**(contact.attributes or {}), **body.attributes}
+            try:
+                await set_attributes(session, contact, body.attributes)
+            except AttributeFilterError as exc:
+                raise field_error("attributes", str(exc)) from None
         if body.labels is not None:
             contact.labels = sorted({x.strip().lower() for x in body.labels if x.strip()})
         await session.flush()
-        return ContactView.of(contact, await identities_of(session, contact.id))
+        return await contact_view(session, contact)
+
+
+# -- tags ------------------------------------------------------------------------------------------
+
+
+class TagBody(BaseModel):
+    tag: str = Field(min_length=1, max_length=200)
+
+
+@api.route(
+    "GET", "/contacts/{id}/tags", summary="A contact's tags, automatic and manual", response=Page[TagView]
+)
+async def list_contact_tags(request: web.Request) -> Page[TagView]:
+    user = user_of(request)
+    async with container_of(request).db.read() as session:
+        contact = await visible_contact(session, user, path_id(request))
+        return Page[TagView](items=[TagView.of(x) for x in await tags_of(session, contact.id)])
+
+
+@api.route(
+    "POST",
+    "/contacts/{id}/tags",
+    summary="Put a tag on a contact by hand (nothing changes if it has it)",
+    body=TagBody,
+    response=Page[TagView],
+)
+async def add_contact_tag(request: web.Request, body: TagBody) -> Page[TagView]:
+    user = user_of(request)
+    c = container_of(request)
+    async with c.db.write() as session:
+        contact = await visible_contact(session, user, path_id(request))
+        try:
+            await add_tag(session, contact, body.tag, source="manual", now=c.clock())
+        except TagError as exc:
+            raise field_error("tag", str(exc)) from None
+        return Page[TagView](items=[TagView.of(x) for x in await tags_of(session, contact.id)])
+
+
+@api.route(
+    "DELETE",
+    "/contacts/{id}/tags/{tag}",
+    summary="Take a manual tag off a contact (automatic tags belong to their rules: 422)",
+    response=Page[TagView],
+)
+async def remove_contact_tag(request: web.Request) -> Page[TagView]:
+    user = user_of(request)
+    c = container_of(request)
+    async with c.db.write() as session:
+        contact = await visible_contact(session, user, path_id(request))
+        try:
+            await remove_tag(session, contact, request.match_info["tag"], source="manual", now=c.clock())
+        except TagError as exc:
+            raise field_error("tag", str(exc)) from None
+        return Page[TagView](items=[TagView.of(x) for x in await tags_of(session, contact.id)])
+
+
+class TagCount(BaseModel):
+    tag: str
+    source: str  # auto | manual
+    contacts: int
+
+
+@api.route(
+    "GET",
+    "/tags",
+    summary="The account's tags, automatic and manual, with contact counts (admins)",
+    response=Page[TagCount],
+)
+async def list_tags(request: web.Request) -> Page[TagCount]:
+    user = user_of(request)
+    if not is_admin(user):
+        raise forbidden("only admins and super admins see the account's tags")
+    async with container_of(request).db.read() as session:
+        counts = await tag_counts(session, user.account_id)
+        return Page[TagCount](items=[TagCount(tag=tag, source=src, contacts=n) for tag, src, n in counts])

@@ -2,8 +2,8 @@
 
 Existing installations start with empty facts: ``switchboard reports rebuild`` replays the event log.
 
-Revision ID: 0011_reports
-Revises: 0010_query_speed
+Revision ID: 0013_reports
+Revises: 0012_tickets
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_reports"
-down_revision: str | None = "0010_query_speed"
+revision: str = "0013_reports"
+down_revision: str | None = "0012_tickets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
