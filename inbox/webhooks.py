@@ -46,6 +46,8 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "conversation.handoff",
     "contact.created",
     "contact.updated",
+    "contact.tag_added",
+    "contact.tag_removed",
     "quota.updated",
     "ticket.created",
     "ticket.updated",

@@ -264,7 +264,8 @@ async def test_a_subscription_failing_for_24_hours_is_disabled_and_admins_are_ma
             (envelope,) = await smtp_sink.wait_for(1)
             mail = message_from_bytes(envelope.content, policy=default)
             assert mail["Subject"] == f"Webhook disabled: {receiver.url}"
-            assert "PATCH /api/v1/webhook-subscriptions/" in mail.get_body(("plain",)).get_content()
+            text = mail.get_body(("plain",))
+            assert text is not None and "PATCH /api/v1/webhook-subscriptions/" in text.get_content()
             assert envelope.rcpt_tos == ["admin@demo.switchboard.test"]
 
             # Disabled: new events are not recorded for it, nothing is sent.
