@@ -1,7 +1,7 @@
 """contact tags, indexed contact attributes, the AUTO mark on contacts, the account's contact limit
 
-Revision ID: 0013_contact_tags
-Revises: 0012_tickets
+Revision ID: 0014_contact_tags
+Revises: 0013_reports
 Create Date: 2026-12-04 17:30:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from inbox.attributes import MAX_KEY, indexed_number, indexed_text
 
-revision: str = "0013_contact_tags"
-down_revision: str | None = "0012_tickets"
+revision: str = "0014_contact_tags"
+down_revision: str | None = "0013_reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
