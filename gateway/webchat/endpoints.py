@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from channels.webchat.adapter import Refused, WebchatAdapter
 from channels.webchat.identity import Visitor
+from channels.webchat.media import media_signature
 from gateway.adapters import UnknownChannelError
 from gateway.api.context import container_of
 from gateway.webchat import store
@@ -526,7 +527,7 @@ async def media(request: web.Request) -> web.StreamResponse:
         return chat
     key = request.match_info["key"]
     kind = request.query.get("t", "")
-    expected = store.media_signature(chat.adapter.signing_secret, key, kind)
+    expected = media_signature(chat.adapter.signing_secret, key, kind)
     if not hmac.compare_digest(expected, request.query.get("s", "")):
         return _json_error(404, "not_found", "no such file")
     try:
