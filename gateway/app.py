@@ -17,6 +17,7 @@ from gateway.api import (
     contacts,
     conversations,
     jobs,
+    notifications,
     policies,
     routing,
     tickets,
@@ -60,6 +61,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             jobs.api,
             broadcasts.api,
             tickets.api,
+            notifications.api,
         ],
         API_PREFIX,
     )
@@ -80,6 +82,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
         mount_simulator(app, container)
     if manage_container:
         app.cleanup_ctx.append(_lifecycle)
+    notifications.add_runtime(app)  # after the container has started
     return app
 
 

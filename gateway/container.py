@@ -33,6 +33,7 @@ from inbox.jobs import InProcessJobs
 from inbox.mail import MailQueue
 from inbox.media import MediaStore
 from inbox.model import ChannelKind
+from inbox.notifications import Notifier
 from inbox.outbox import Outbox
 from inbox.quota import Quota
 from inbox.schema import migrate
@@ -63,6 +64,7 @@ class Container:
     smtp: SmtpServer
     leases: Leases
     metrics: Metrics
+    notifier: Notifier
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
     pokes: RedisPokes | None = None
@@ -190,6 +192,11 @@ def build(
     routing = RoutingHook(outbox, assigner, bots=bots.launch, consent=consent_of)
     pipeline.hooks += [routing, bots.hook]
     queue_watcher = QueueWatcher(bus, assigner)
+    # Notices for users are rows written with the events they come from (and their mail with them).
+    notifier = Notifier(
+        settings.effective_public_url(), timedelta(minutes=settings.notification_mail_minutes)
+    )
+    db.on_events.append(notifier)
     smtp = SmtpServer(
         db,
         adapters,
@@ -225,6 +232,7 @@ def build(
         smtp=smtp,
         leases=leases,
         metrics=Metrics(),
+        notifier=notifier,
         role=role,
         pokes=pokes,
     )

@@ -11,6 +11,7 @@ import * as thread from "./thread.js";
 import * as banner from "./banner.js";
 import * as admin from "./admin.js";
 import * as tickets from "./tickets.js";
+import * as bell from "./bell.js";
 import { installShortcuts } from "./shortcuts.js";
 import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
@@ -115,6 +116,7 @@ function shell() {
       h("span", { id: "stream-state", class: "stream-state", data: { state: "connecting" } }),
       h("div", { class: "topbar-right" },
         h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
+        bell.button(),
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,
