@@ -10,8 +10,8 @@ the rebuilt facts are the facts live writing produced.
   gate refused.
 - ``first_response`` / ``next_response``: an agent's reply to a waiting contact, timed from the oldest
   unanswered contact message (or from the bot's hand-off, when a bot talked first).
-- ``resolved`` (timed from the conversation's start) / ``reopened``: a reopen voids the resolution it
-  takes back, and a bot's resolution with it.
+- ``resolved`` (timed from the conversation's start; the agent who resolved it, else its assignee) /
+  ``reopened``: a reopen voids the resolution it takes back, and a bot's resolution with it.
 - ``bot_run``, ``bot_resolved``, ``handoff`` (with the flow); ``billable``: a billable conversation the
   quota counted on this message (voided when the quota releases it).
 """
@@ -121,6 +121,8 @@ class _Writer:
         self._dirty: set[int] = set()
         self._channels: dict[int, _Channel] = {}
         self._facts: list[dict[str, Any]] = []
+        # Who made this transaction's changes to a conversation (its activity lines' author).
+        self._actors: dict[int, int] = {}
 
     async def apply(self, events: Sequence[t.Event]) -> None:
         ids = {e.conversation_id for e in events if e.conversation_id is not None}
@@ -229,7 +231,9 @@ class _Writer:
         state.inbox_id = int(conv["inbox_id"])
         resolved = ConversationStatus.RESOLVED
         if state.status == resolved and before != resolved:
-            await self._fact("resolved", state, at, timed_from=state.created_at)
+            # Credited to the person who resolved it, else (a bot, a rule) to its assignee.
+            by = self._actors.get(state.conversation_id)
+            await self._fact("resolved", state, at, agent_id=by, timed_from=state.created_at)
             state.waiting_since = None  # resolved unanswered: nobody will answer that wait
         elif before == resolved and state.status != resolved:
             await self._fact("reopened", state, at)
@@ -243,6 +247,8 @@ class _Writer:
             if state.waiting_since is None:
                 state.waiting_since = at
             return
+        if kind == MessageKind.ACTIVITY and message["author_id"] is not None:
+            self._actors[state.conversation_id] = int(message["author_id"])
         if kind != MessageKind.OUTGOING:
             return  # notes and activity lines are not messages to anyone
         origin, author = message["origin"], message["author_id"]
