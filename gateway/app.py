@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from gateway.api import (
     admin,
+    audiences,
     bots,
     broadcasts,
     contacts,
@@ -61,6 +62,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             policies.api,
             jobs.api,
             broadcasts.api,
+            audiences.api,
             reports.api,
             tickets.api,
             uploads.api,

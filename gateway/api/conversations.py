@@ -126,6 +126,9 @@ class ConversationPatchBody(BaseModel):
     team_id: int | None = None
     priority: Priority | None = None
     labels: list[str] | None = Field(default=None, max_length=50)
+    replies_disabled: bool | None = Field(
+        default=None, description="the contact's answers get the channel's auto-answer (stored all the same)"
+    )
 
     @model_validator(mode="after")
     def _snooze(self) -> ConversationPatchBody:
@@ -149,7 +152,11 @@ async def patch_conversation(request: web.Request, body: ConversationPatchBody) 
     async with c.db.write() as session:
         conversation = await visible_conversation(session, user, path_id(request))
         patch = ConversationPatch(
-            status=body.status, snoozed_until=body.snoozed_until, priority=body.priority, labels=body.labels
+            status=body.status,
+            snoozed_until=body.snoozed_until,
+            priority=body.priority,
+            labels=body.labels,
+            replies_disabled=body.replies_disabled,
         )
         if "assignee_id" in body.model_fields_set:
             if body.assignee_id is not None:
