@@ -262,7 +262,7 @@ if __name__ == "__main__":
         "--send-via",
         choices=send.VIA,
         default="broadcasts",
-        help="send figure: POST /broadcasts of 500 recipients (default) or one POST /messages each",
+        help="send figure: POST /broadcasts of 500 recipients (default), one POST /messages each, or one broadcast to an audience",
     )
     parser.add_argument("--sockets", type=int, help="idle widget sockets")
     parser.add_argument("--conversations", type=int, help="inbox query and reports data size")

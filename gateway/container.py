@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.leases import Exclusive, Leases, LocalLeases, RedisLeases
 from gateway.mailer import SmtpMailer
 from gateway.metrics import Metrics
+from gateway.outgoing_webhooks import HttpPoster
 from gateway.redis_bus import RedisPokes
 from gateway.rq_jobs import RqJobs
 from gateway.smtp import SmtpSecurity, SmtpServer
@@ -39,6 +40,8 @@ from inbox.outbox import Outbox
 from inbox.quota import Quota
 from inbox.schema import migrate
 from inbox.tables import Event
+from inbox.webhook_sender import WEBHOOK_JOB, WebhookSender
+from inbox.webhooks import DeliveryHook
 from inbox.windows import WindowPolicy
 from reports.facts import record_facts
 from routing.assignment import Assigner, QueueWatcher
@@ -67,6 +70,7 @@ class Container:
     smtp: SmtpServer
     leases: Leases
     metrics: Metrics
+    webhooks: WebhookSender
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
     pokes: RedisPokes | None = None
@@ -95,6 +99,8 @@ class Container:
             await self.pokes.start()
         await self.jobs.start()
         await self.mail.start()
+        if self.role == "gateway":
+            await self.webhooks.start()
         if self.role == "gateway":
             self.adapters.leases = self.leases  # pollers run once across the cluster
             await self.adapters.start_all()
@@ -134,8 +140,11 @@ class Container:
             await self.smtp.stop()
             await self.queue_watcher.stop()
         await self.adapters.stop_all()
+        await self.webhooks.stop()
         await self.mail.stop()
         await self.jobs.stop()
+        if isinstance(self.webhooks.poster, HttpPoster):
+            await self.webhooks.poster.stop()
         if self.pokes is not None:
             await self.pokes.stop()
         await self.leases.close()
@@ -201,6 +210,19 @@ def build(
     pipeline.hooks += [routing, bots.hook]
     broadcasts = BroadcastRunner(db, jobs, outbox, clock)
     queue_watcher = QueueWatcher(bus, assigner)
+    webhooks = WebhookSender(
+        db,
+        jobs,
+        HttpPoster(timeout=settings.webhooks_timeout_seconds, allow_private=settings.webhooks_allow_private),
+        clock,
+        retry_for=timedelta(hours=settings.webhooks_retry_hours),
+        mail_queued=mail.poke,
+    )
+    jobs.register(WEBHOOK_JOB, webhooks.run)
+    # Deliveries are written with their events; the sender looks right after such a commit.
+    delivery_hook = DeliveryHook()
+    db.on_events.append(delivery_hook)
+    db.after_commit.append(lambda events: webhooks.poke() if delivery_hook.has_deliveries(events) else None)
     smtp = SmtpServer(
         db,
         adapters,
@@ -237,6 +259,7 @@ def build(
         smtp=smtp,
         leases=leases,
         metrics=Metrics(),
+        webhooks=webhooks,
         role=role,
         pokes=pokes,
     )
