@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from gateway.api import (
     admin,
+    audiences,
     bots,
     broadcasts,
     contacts,
@@ -19,9 +20,12 @@ from gateway.api import (
     jobs,
     notifications,
     policies,
+    reports,
     routing,
     tickets,
+    uploads,
     web_session,
+    webhook_subscriptions,
     worklist,
 )
 from gateway.api.auth import auth_middleware
@@ -60,8 +64,12 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             policies.api,
             jobs.api,
             broadcasts.api,
+            audiences.api,
+            reports.api,
             tickets.api,
             notifications.api,
+            uploads.api,
+            webhook_subscriptions.api,
         ],
         API_PREFIX,
     )

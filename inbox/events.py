@@ -3,6 +3,10 @@
 Events are rows written in the same transaction as the change they describe, so a committed change
 always has its event and ``?after=<id>`` can replay from the table. After a commit the bus is poked;
 one reader task per process fetches the new rows once and fans them out to every subscriber.
+
+On PostgreSQL writers never wait for each other to write events; readers only read ids below the
+commit horizon (``CommitHorizon``), so ``?after=`` stays gap-free and in id order
+(docs/event-order.md has the argument).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Select, Table, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.db import Database
@@ -24,9 +28,9 @@ from inbox.tables import Event
 
 _LOGGER = logging.getLogger(__name__)
 
-# Arbitrary constant: the advisory lock that orders event-writing transactions on PostgreSQL.
-_EVENT_LOCK_KEY = 0x5B0A
 DRAIN_BATCH = 500
+# How often a bus that is behind the commit horizon looks again (it also looks on every poke).
+HORIZON_RETRY = (0.002, 0.1)
 _EVENTS = cast(Table, Event.__table__)
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
 # Several rows in one statement; the ids come back in the rows' order (the bus relies on it).
@@ -67,10 +71,12 @@ async def record_event(
 
 async def _write_events(session: AsyncSession) -> None:
     rows: list[dict[str, Any]] = session.info.pop("pending_events")
-    # Flush first: an UPDATE that waits for a row lock while this transaction holds the event lock
-    # would deadlock with a transaction holding that row and waiting for the event lock at its commit.
+    # The transaction's other writes first, then its event ids: ids are handed out as late as possible,
+    # so they are close to commit order and the commit horizon moves soon after.
     await session.flush()
-    await hold_event_lock(session)
+    if session.bind.dialect.name == "postgresql":
+        # The transaction id exists before the event ids are taken: CommitHorizon relies on it.
+        await session.execute(_ASSIGN_XID)
     ids: list[int]
     if len(rows) == 1:
         ids = [(await session.execute(_INSERT_EVENT, rows[0])).scalar_one()]
@@ -83,17 +89,58 @@ async def _write_events(session: AsyncSession) -> None:
         await hook(session, events)
 
 
-async def hold_event_lock(session: AsyncSession) -> None:
-    """Take the event-order lock now (PostgreSQL; no-op elsewhere). Held until commit.
+_ASSIGN_XID = text("SELECT pg_current_xact_id()::text::bigint")
+_LAST_EVENT_ID = text("SELECT coalesce(pg_sequence_last_value('events_id_seq'::regclass), 0)")
+_XMIN = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
-    ``_write_events`` takes it just before the commit, after every other lock of the transaction, and
-    holds nothing else it could wait for: so it is held briefly and no lock order can deadlock on it.
+
+class CommitHorizon:
+    """PostgreSQL: the event id at and below which every event has committed or never will.
+
+    A writer takes its transaction id before its event ids. A reader reads the last id handed out
+    (``L``), then takes a transaction id of its own (``X``): every writer holding an id up to ``L`` has
+    a smaller one. Once the oldest running transaction (a snapshot's xmin) is ``X`` or later, all of
+    them have ended, and no event up to ``L`` can still appear. Readers read only up to ``settled``: an
+    id that commits late is never skipped, and writers never wait for one another. The statements run
+    in this order on a READ COMMITTED session (the default), each with a new snapshot.
     """
-    if session.bind.dialect.name == "postgresql" and not session.info.get("event_lock"):
-        # Sequence values are handed out before commit, so two transactions could commit ids 6 then 5
-        # and a reader at 6 would never see 5. Holding this lock to commit keeps ids in commit order.
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
-        session.info["event_lock"] = True
+
+    def __init__(self) -> None:
+        self.settled = 0
+        self._pending: tuple[int, int] | None = None  # (L, X) still waiting for xmin to reach X
+        self._lock = asyncio.Lock()
+
+    async def advance(self, session: AsyncSession) -> bool:
+        """Move ``settled`` as far as the database allows now. True when it reached the last id."""
+        async with self._lock:
+            if self._pending is not None:
+                if int(await session.scalar(_XMIN) or 0) < self._pending[1]:
+                    return False  # a writer that may hold an id up to L still runs
+                self.settled = max(self.settled, self._pending[0])
+                self._pending = None
+            last = int(await session.scalar(_LAST_EVENT_ID) or 0)
+            if last <= self.settled:
+                return True
+            mine = int(await session.scalar(_ASSIGN_XID) or 0)
+            if int(await session.scalar(_XMIN) or 0) >= mine:  # every writer before this read has ended
+                self.settled = last
+                return True
+            self._pending = (last, mine)
+            return False
+
+
+_DRAIN = select(Event).where(Event.id > bindparam("after")).order_by(Event.id).limit(DRAIN_BATCH)
+_DRAIN_TO = (
+    select(Event)
+    .where(Event.id > bindparam("after"), Event.id <= bindparam("cap"))
+    .order_by(Event.id)
+    .limit(DRAIN_BATCH)
+)
+
+
+def _max_id(horizon: CommitHorizon | None) -> Select[tuple[int]]:
+    query = select(func.max(Event.id))
+    return query if horizon is None else query.where(Event.id <= horizon.settled)
 
 
 @dataclass(frozen=True)
@@ -141,14 +188,34 @@ class EventBus:
         # (one listener per process instead of one queue per socket). A listener must not block.
         self._listeners: list[Callable[[LiveEvent], None]] = []
         self._wake = asyncio.Event()
+        self._behind = False  # the last drain stopped at the commit horizon (PostgreSQL)
         self._last_id = 0
+        self._horizon = None if db.is_sqlite else CommitHorizon()
         self._task: asyncio.Task[None] | None = None
         self.on_poke: list[Callable[[], None]] = []  # e.g. Redis publish for other processes
 
     async def start(self) -> None:
+        if self._horizon is not None:
+            # Start past the log's settled end, so an event committing now is handed out, not lost.
+            delay = HORIZON_RETRY[0]
+            while not await self._advance():
+                await asyncio.sleep(delay)  # a writer was running: it ends within its transaction
+                delay = min(delay * 2, HORIZON_RETRY[1])
         async with self._db.read() as session:
-            self._last_id = (await session.scalar(select(func.max(Event.id)))) or 0
+            self._last_id = (await session.scalar(_max_id(self._horizon))) or 0
         self._task = asyncio.create_task(self._run(), name="event-bus")
+
+    async def _advance(self) -> bool:
+        assert self._horizon is not None
+        async with self._db.read() as session:
+            return await self._horizon.advance(session)
+
+    def _cap(self) -> int | None:
+        """The highest id a reader may read now (None: every committed row; SQLite's ids commit in order).
+
+        Ids up to what the bus handed out are settled too: those handed out as a contiguous run after
+        a commit (``committed_here``) may be past the horizon it last read."""
+        return None if self._horizon is None else max(self._horizon.settled, self._last_id)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -197,39 +264,50 @@ class EventBus:
             self._listeners.remove(listener)
 
     async def backlog(self, account_id: int, after: int, limit: int = 1000) -> list[LiveEvent]:
+        """An account's events after ``after``, in id order, up to the commit horizon."""
         async with self._db.read() as session:
-            rows = await session.scalars(
-                select(Event)
-                .where(Event.account_id == account_id, Event.id > after)
-                .order_by(Event.id)
-                .limit(limit)
-            )
+            if self._horizon is not None:
+                await self._horizon.advance(session)
+            query = select(Event).where(Event.account_id == account_id, Event.id > after)
+            cap = self._cap()
+            if cap is not None:
+                query = query.where(Event.id <= cap)
+            rows = await session.scalars(query.order_by(Event.id).limit(limit))
             return [event_view(r) for r in rows]
 
     async def _run(self) -> None:
+        delay = HORIZON_RETRY[0]
         while True:
-            await self._wake.wait()
+            if self._behind:  # events may be waiting for the horizon: look again soon, poke or not
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                delay = min(delay * 2, HORIZON_RETRY[1])
+            else:
+                await self._wake.wait()
+                delay = HORIZON_RETRY[0]
             self._wake.clear()
             try:
-                await self._drain()
+                self._behind = not await self._drain()
             except Exception:  # keep the bus alive; the next poke retries from the same id
                 _LOGGER.exception("event bus read failed")
 
-    async def _drain(self) -> None:
+    async def _drain(self) -> bool:
+        """Hand out what committed after ``last_id``. False when the horizon held some ids back."""
         while True:
             async with self._db.read() as session:
-                rows = list(
-                    await session.scalars(
-                        select(Event).where(Event.id > self._last_id).order_by(Event.id).limit(DRAIN_BATCH)
-                    )
-                )
-            if not rows:
-                return
+                settled = True if self._horizon is None else await self._horizon.advance(session)
+                cap = self._cap()
+                if cap is None:
+                    rows = list(await session.scalars(_DRAIN, {"after": self._last_id}))
+                elif cap > self._last_id:
+                    rows = list(await session.scalars(_DRAIN_TO, {"after": self._last_id, "cap": cap}))
+                else:
+                    return settled
             for row in rows:
                 if row.id > self._last_id:  # not handed out directly while this read ran
                     self._deliver(event_view(row))
             if len(rows) < DRAIN_BATCH:  # nothing more committed yet: no extra read to find out
-                return
+                return settled
 
     def _deliver(self, view: LiveEvent) -> None:
         for sub in list(self._subscribers):

@@ -1,6 +1,7 @@
 """The event log's rows are written at commit: in the order recorded, handed to the after-commit
-callbacks with their ids, never for a rolled-back transaction; and on PostgreSQL the event-order lock
-(taken at commit) cannot deadlock with a row lock another transaction holds."""
+callbacks with their ids, never for a rolled-back transaction; on PostgreSQL a transaction waiting for a
+row lock cannot deadlock with its event ids, and event writers never wait for each other while readers
+still get every id in order (docs/event-order.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import select, text
 
 from inbox import tables as t
 from inbox.db import Database, sqlite_url
-from inbox.events import record_event
+from inbox.events import EventBus, record_event
 from inbox.schema import migrate
 
 
@@ -97,11 +98,11 @@ async def _refuse(session, events) -> None:
     raise RuntimeError("a hook that fails rolls the whole transaction back")
 
 
-async def test_a_row_lock_held_by_another_transaction_does_not_deadlock_the_event_lock(pg_url: str):
+async def test_a_row_lock_held_by_another_transaction_does_not_deadlock_the_events(pg_url: str):
     """T2 holds the account row; T1, which recorded an event and changed that row, commits and has to
-    wait for it. T2 then records an event and commits. If T1 held the event lock while waiting for the
-    row (event lock taken early, or before flushing its UPDATE), T2 would wait for T1 for ever:
-    PostgreSQL would abort one of them as a deadlock."""
+    wait for it. T2 then records an event and commits. Nothing about the events may make T2 wait for
+    T1 (PostgreSQL would abort one of them as a deadlock), and T1's event ids are taken after its
+    UPDATE got the row: so they follow T2's."""
     db = await _db(pg_url)
     try:
         account_id = await _new_account(db, "before")
@@ -142,4 +143,60 @@ async def test_a_row_lock_held_by_another_transaction_does_not_deadlock_the_even
                 "renamed by t1"
             )
     finally:
+        await db.close()
+
+
+async def test_concurrent_event_writers_do_not_wait_and_a_reader_never_skips_a_late_commit(pg_url: str):
+    """B starts writing first (its transaction id is the older one); A then takes event id 1 and stays
+    open; B takes id 2 and commits without waiting for A. Until A commits no reader gets 2 (a reader
+    that did would never see 1, and B's older transaction id does not make 2 safe to read); after it,
+    every reader gets 1 then 2."""
+    db = await _db(pg_url)
+    bus = EventBus(db)
+    try:
+        account_id = await _new_account(db, "a")
+        db.after_commit.append(bus.committed_here)
+        await bus.start()
+        sub = bus.subscribe(account_id)
+        now = datetime.now(UTC)
+        b_has_written, a_holds_its_id, a_may_commit = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def pause_a(session, events) -> None:  # runs right after A's event row is inserted
+            if events[0].type == "test.a":
+                a_holds_its_id.set()
+                await a_may_commit.wait()
+
+        db.on_events.append(pause_a)
+
+        async def a() -> None:
+            async with db.write() as session:
+                await record_event(session, "test.a", account_id=account_id, payload={"n": "a"}, now=now)
+
+        async def b() -> None:
+            async with db.write() as session:
+                account = await session.get(t.Account, account_id)
+                assert account is not None
+                account.name = "renamed by b"
+                await session.flush()  # B's transaction id is taken here, before A's
+                b_has_written.set()
+                await a_holds_its_id.wait()
+                await record_event(session, "test.b", account_id=account_id, payload={"n": "b"}, now=now)
+
+        async with asyncio.timeout(60):
+            b_task = asyncio.create_task(b())
+            await b_has_written.wait()
+            a_task = asyncio.create_task(a())
+            await b_task  # with a cluster-wide event lock B would wait for A for ever
+            assert [n for _, _, n in await _log(db)] == ["b"]  # committed, with the higher id
+            assert await bus.backlog(account_id, 0) == []
+            assert sub.queue.empty()
+
+            a_may_commit.set()
+            await a_task
+            log = await _log(db)
+            assert [n for _, _, n in log] == ["a", "b"]
+            assert [e.id for e in await bus.backlog(account_id, 0)] == [log[0][0], log[1][0]]
+            assert [(await sub.queue.get()).id, (await sub.queue.get()).id] == [log[0][0], log[1][0]]
+    finally:
+        await bus.stop()
         await db.close()
