@@ -41,7 +41,9 @@ async def test_email_on_assignment_one_mail_per_window_and_the_notice_on_the_str
     tmp_path: Path, smtp_sink: SmtpSink, clock: ManualClock
 ):
     gw = await start_gateway(
-        tmp_path, clock=clock, settings={"smtp_url": f"smtp://127.0.0.1:{smtp_sink.port}", "notification_mail_minutes": 10}
+        tmp_path,
+        clock=clock,
+        settings={"smtp_url": f"smtp://127.0.0.1:{smtp_sink.port}", "notification_mail_minutes": 10},
     )
     try:
         agent, token = await gw.user("sam@example.org", inbox_ids=[1])
@@ -162,7 +164,9 @@ async def test_mentions_in_notes(gateway: Gateway):
     stream = await gw.stream(token=member)
     await stream.ready()
     status, note = await gw.api(
-        "POST", f"/conversations/{CONVERSATION}/messages", json_body={"text": "@rita can you check?", "private": True}
+        "POST",
+        f"/conversations/{CONVERSATION}/messages",
+        json_body={"text": "@rita can you check?", "private": True},
     )
     assert status == 201, note
     notice = await notification(stream)
@@ -206,10 +210,16 @@ async def test_preferences_refuse_unknown_kinds_and_keep_what_is_left_out(gatewa
         status, error = await gw.api("PUT", "/users/me/notification-preferences", token=token, json_body=body)
         assert status == 422 and error["error"]["details"][0]["field"] == field, error
     await gw.api(
-        "PUT", "/users/me/notification-preferences", token=token, json_body={"preferences": {"mention": {"in_app": False}}}
+        "PUT",
+        "/users/me/notification-preferences",
+        token=token,
+        json_body={"preferences": {"mention": {"in_app": False}}},
     )
     status, prefs = await gw.api(
-        "PUT", "/users/me/notification-preferences", token=token, json_body={"preferences": {"mention": {"email": True}}}
+        "PUT",
+        "/users/me/notification-preferences",
+        token=token,
+        json_body={"preferences": {"mention": {"email": True}}},
     )
     assert prefs["preferences"]["mention"] == {"in_app": False, "email": True}
 
