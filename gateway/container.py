@@ -24,6 +24,7 @@ from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
+from gateway.whatsapp_number import follow_number_change
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.broadcasts import BroadcastRunner, RepliesDisabledHook
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
@@ -179,7 +180,7 @@ def build(
     )
     db.on_events.append(record_facts)  # report facts commit with the events they come from
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
-    pipeline.hooks.append(record_visitor_context)
+    pipeline.hooks += [record_visitor_context, follow_number_change]
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
     # DESIGN.md §3: the plan's contact limit, consent, then the service window, then the quota (which
     # counts, so it runs last).
