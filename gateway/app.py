@@ -24,6 +24,7 @@ from gateway.api import (
     tickets,
     uploads,
     web_session,
+    webhook_subscriptions,
     worklist,
 )
 from gateway.api.auth import auth_middleware
@@ -66,6 +67,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             reports.api,
             tickets.api,
             uploads.api,
+            webhook_subscriptions.api,
         ],
         API_PREFIX,
     )

@@ -142,43 +142,51 @@ def _check_value(kind: str, op: str, value: Any) -> None:
         raise ValueError(f"{op} on a {kind} attribute needs a non-empty value")
 
 
-def _attribute(rule: AttributeRule) -> ColumnElement[bool]:
+# Every condition is an IN over the account's own rows (an indexed set read once), not a correlated
+# EXISTS per contact: over a million contacts that is the difference between ~0.3 s and ~0.6 s per test.
+
+
+def _attribute(rule: AttributeRule, account_id: int) -> ColumnElement[bool]:
     op, value = rule.op, rule.value
     if op == "is_set":
-        return attribute_condition(rule.attribute, "exists")
+        return attribute_condition(rule.attribute, "exists", account_id=account_id)
     if op == "not_set":
-        return attribute_condition(rule.attribute, "not_exists")
+        return attribute_condition(rule.attribute, "not_exists", account_id=account_id)
     if rule.type == "list":
-        return list_contains(rule.attribute, value)
-    if op == "between":
-        low, high = value
-        return and_(
-            attribute_condition(rule.attribute, "gte", low), attribute_condition(rule.attribute, "lte", high)
-        )
-    return attribute_condition(rule.attribute, op, value)  # type: ignore[arg-type]
+        return list_contains(rule.attribute, value, account_id=account_id)
+    return attribute_condition(rule.attribute, op, value, account_id=account_id)  # type: ignore[arg-type]
 
 
-def _condition(rule: Condition, now: datetime) -> ColumnElement[bool]:
+def _condition(rule: Condition, account_id: int, now: datetime) -> ColumnElement[bool]:
     if isinstance(rule, AttributeRule):
-        return _attribute(rule)
+        return _attribute(rule, account_id)
     if isinstance(rule, TagRule):
-        return tag_filter(any_of=rule.tags.any, all_of=rule.tags.all, none_of=rule.tags.none)
+        return tag_filter(
+            any_of=rule.tags.any, all_of=rule.tags.all, none_of=rule.tags.none, account_id=account_id
+        )
     if isinstance(rule, ChannelRule):
-        return exists().where(
-            t.ContactIdentity.contact_id == t.Contact.id, t.ContactIdentity.kind == rule.has_channel.value
+        identity = t.ContactIdentity
+        return t.Contact.id.in_(
+            select(identity.contact_id).where(
+                identity.account_id == account_id, identity.kind == rule.has_channel.value
+            )
         )
     if isinstance(rule, ConsentRule):
         state = t.ConsentState
-        on_channel = [state.contact_id == t.Contact.id, state.channel_id == rule.channel_id]
+        on_channel = [state.account_id == account_id, state.channel_id == rule.channel_id]
         if rule.consent == "unknown":
-            return ~exists().where(*on_channel, state.state.in_(["opted_in", "opted_out"]))
-        return exists().where(*on_channel, state.state == rule.consent)
+            decided = select(state.contact_id).where(*on_channel, state.state.in_(["opted_in", "opted_out"]))
+            return t.Contact.id.not_in(decided)
+        return t.Contact.id.in_(select(state.contact_id).where(*on_channel, state.state == rule.consent))
     since = now - timedelta(days=rule.last_inbound_within_days)
-    return exists().where(t.Conversation.contact_id == t.Contact.id, t.Conversation.last_inbound_at >= since)
+    c = t.Conversation
+    return t.Contact.id.in_(
+        select(c.contact_id).where(c.account_id == account_id, c.last_inbound_at >= since)
+    )
 
 
-def _criteria(criteria: Criteria, now: datetime) -> ColumnElement[bool]:
-    parts = [_condition(rule, now) for rule in criteria.conditions]
+def _criteria(criteria: Criteria, account_id: int, now: datetime) -> ColumnElement[bool]:
+    parts = [_condition(rule, account_id, now) for rule in criteria.conditions]
     if not parts:
         return true()
     return and_(*parts) if criteria.match == "all" else or_(*parts)
@@ -191,11 +199,13 @@ class AudienceError(ValueError):
 def audience_condition(account_id: int, audience: AudienceFilter, now: datetime) -> ColumnElement[bool]:
     """The contacts of ``account_id`` in the audience, as one condition on ``t.Contact``."""
     try:
-        parts = [t.Contact.account_id == account_id, _criteria(audience, now)]
+        # ``account_id + 0``: the IN sets already hold only the account's contacts, and SQLite would
+        # otherwise probe the account index for each of their ids (twice the time over a million).
+        parts = [t.Contact.account_id + 0 == account_id, _criteria(audience, account_id, now)]
         if audience.exclude_contact_ids:
             parts.append(t.Contact.id.not_in(sorted(set(audience.exclude_contact_ids))))
         if audience.exclude is not None and audience.exclude.conditions:
-            parts.append(not_(_criteria(audience.exclude, now)))
+            parts.append(not_(_criteria(audience.exclude, account_id, now)))
     except (TagError, AttributeFilterError) as exc:
         raise AudienceError(str(exc)) from exc
     return and_(*parts)
@@ -235,22 +245,23 @@ async def preview(
 ) -> Preview:
     """Count the audience, list a page of it (by contact id), and on ``channel`` count the refusals."""
     where = audience_condition(account_id, audience, now)
-    count = int(await session.scalar(select(func.count()).select_from(t.Contact).where(where)) or 0)
     page = select(t.Contact).where(where).order_by(t.Contact.id).limit(limit + 1)
     if after is not None:
         page = page.where(t.Contact.id > after)
     contacts = list(await session.scalars(page))
     more = len(contacts) > limit
     contacts = contacts[:limit]
-    result = Preview(count, contacts, contacts[-1].id if more else None)
-    if channel is not None:
-        result.refused, result.sendable = await _refusals(session, channel, where, now, with_template)
-    return result
+    if channel is None:
+        count = int(await session.scalar(select(func.count()).select_from(t.Contact).where(where)) or 0)
+        return Preview(count, contacts, contacts[-1].id if more else None)
+    # One pass over the audience gives both its size and the refusals.
+    count, refused, sendable = await _refusals(session, channel, where, now, with_template)
+    return Preview(count, contacts, contacts[-1].id if more else None, refused, sendable)
 
 
 async def _refusals(
     session: AsyncSession, channel: t.Channel, where: ColumnElement[bool], now: datetime, with_template: bool
-) -> tuple[dict[str, int], int]:
+) -> tuple[int, dict[str, int], int]:
     """Recipients by the first refusal the gate would give them (DESIGN.md §3), in one grouped query."""
     identity = exists().where(
         t.ContactIdentity.contact_id == t.Contact.id, t.ContactIdentity.kind == channel.kind
@@ -303,6 +314,7 @@ async def _refusals(
         select(outcome.label("outcome"), func.count()).select_from(t.Contact).where(where).group_by(outcome)
     )
     counts = {str(name): int(n) for name, n in rows}
+    total = sum(counts.values())
     refused = {k: v for k, v in counts.items() if k not in ("ok", "new_conversation")}
     sendable = counts.get("ok", 0)
     if metered:
@@ -314,4 +326,4 @@ async def _refusals(
         if over:
             refused[Reason.QUOTA_EXHAUSTED.value] = over
         sendable += new - over
-    return refused, sendable
+    return total, refused, sendable

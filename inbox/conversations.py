@@ -83,7 +83,10 @@ async def apply_patch(
 ) -> ConversationView:
     """Apply a validated patch. The caller has checked that ids exist and the actor may do this."""
     lines: list[str] = []
+    # What changed, on the event (webhooks derive conversation.status_changed and .assigned from it).
+    changes: list[dict[str, object]] = []
     if patch.status is not None and patch.status != conversation.status:
+        changes.append({"field": "status", "old": str(conversation.status), "new": str(patch.status)})
         conversation.status = patch.status
         conversation.resolved_at = now if patch.status == ConversationStatus.RESOLVED else None
         conversation.snoozed_until = (
@@ -93,6 +96,7 @@ async def apply_patch(
     if patch.assignee_id is not _UNSET and patch.assignee_id != conversation.assignee_id:
         assignee_id = patch.assignee_id
         assert assignee_id is None or isinstance(assignee_id, int)
+        changes.append({"field": "assignee_id", "old": conversation.assignee_id, "new": assignee_id})
         conversation.assignee_id = assignee_id
         if assignee_id is None:
             lines.append(f"{actor} unassigned the conversation")
@@ -135,7 +139,7 @@ async def apply_patch(
             now=now,
             inbox_id=conversation.inbox_id,
             conversation_id=conversation.id,
-            payload={"conversation": dump(view)},
+            payload={"conversation": dump(view), "changes": changes},
         )
     return view
 

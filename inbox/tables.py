@@ -835,6 +835,8 @@ class Broadcast(Base):
     title: Mapped[str] = mapped_column(String(200))
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
     template: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # inbox.model.Attachment dumps (uploads), sent with the text to every recipient.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
     audience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     audience_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     allow_replies: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -910,3 +912,73 @@ class ContactMerge(Base):
 
 
 __all__ += ["ContactMerge", "Upload"]
+
+
+# -- outgoing webhooks: subscriptions and their deliveries (inbox/webhooks.py) ---------------------------
+
+
+class WebhookSubscription(Base):
+    """An integrator's URL and the event types it gets. The row is also the sender's lease and schedule:
+    deliveries of one subscription go out one at a time, in order, and wait together behind a retry."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    inbox_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)  # None: every inbox
+    secret: Mapped[str] = mapped_column(String(255))  # the HMAC key; never shown after creation
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: pending until the receiver answers 2xx (delivered) or it gives up
+    (failed). Written in the transaction of its event, so ids follow event order."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_subscription_status", "subscription_id", "status", "id"),
+        Index("ix_webhook_deliveries_status", "status", "subscription_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)  # X-Switchboard-Delivery
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    event_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: a test event
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_response: Mapped[str | None] = mapped_column(Text, nullable=True)  # an excerpt of the body
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: what the receiver answered (or why nobody did), for the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)  # an excerpt of the body
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+__all__ += ["WebhookAttempt", "WebhookDelivery", "WebhookSubscription"]

@@ -22,6 +22,7 @@ from gateway.api.context import container_of, path_id, user_of
 from gateway.api.conversations import TemplateBody, channel_in_body, template_ref
 from gateway.api.errors import ApiError, field_error, forbidden, not_found
 from gateway.api.spec import ApiRoutes, Page
+from gateway.api.uploads import MAX_FILES, reply_attachments
 from inbox import tables as t
 from inbox.access import is_admin, visible_inbox_ids
 from inbox.audiences import AudienceError, AudienceFilter, audience_condition
@@ -52,12 +53,15 @@ class BroadcastBody(BaseModel):
     audience: AudienceFilter | None = None
     template: TemplateBody | None = None
     text: str | None = Field(default=None, max_length=65536)
+    attachments: list[int] = Field(default_factory=list, max_length=MAX_FILES, description="upload ids")
     allow_replies: bool = True
 
     @model_validator(mode="after")
     def _one(self) -> BroadcastBody:
-        if self.template is None and not (self.text and self.text.strip()):
-            raise ValueError("give text or a template")
+        if self.template is None and not (self.text and self.text.strip()) and not self.attachments:
+            raise ValueError("give text, a template or attachments")
+        if self.template is not None and self.attachments:
+            raise ValueError("a template cannot carry attachments")
         given = [x is not None for x in (self.recipients, self.audience_id, self.audience)]
         if sum(given) != 1:
             raise ValueError("give exactly one of recipients, audience_id, audience")
@@ -93,6 +97,7 @@ class BroadcastView(BaseModel):
     allow_replies: bool
     text: str | None
     template: dict[str, Any] | None
+    attachments: list[dict[str, Any]]
     audience: AudienceFilter | None
     audience_id: int | None
     total: int
@@ -131,6 +136,7 @@ async def _view(
         allow_replies=b.allow_replies,
         text=b.text,
         template=b.template,
+        attachments=b.attachments or [],
         audience=AudienceFilter.model_validate(b.audience) if b.audience is not None else None,
         audience_id=b.audience_id,
         total=b.total,
@@ -202,6 +208,7 @@ async def post_broadcast(request: web.Request, body: BroadcastBody) -> Broadcast
     async with c.db.write() as session:
         now = c.clock()
         channel = await channel_in_body(session, user, body.channel_id)
+        attachments = await reply_attachments(session, user, channel, body.attachments)
         title = body.title or (body.text or (template.name if template else ""))[:80]
         if body.recipients is not None:
             addresses = _addresses(channel.kind, body.recipients)
@@ -245,6 +252,7 @@ async def post_broadcast(request: web.Request, body: BroadcastBody) -> Broadcast
             allow_replies=body.allow_replies,
             now=now,
             author_id=user.id,
+            attachments=attachments,
             audience=audience,
             audience_id=body.audience_id,
             recipients=recipients,

@@ -14,6 +14,7 @@ from inbox.audiences import AudienceFilter, TagRule, TagSets
 from inbox.broadcasts import BATCH, create
 from tests.gateway.policy_support import LOOPBACK, configure_channel, seed_usage
 from tests.gateway.test_audiences import seed_contacts
+from tests.gateway.test_uploads import PNG
 from tests.harness import Gateway, ManualClock, StreamClient, jobs_done, start_gateway
 
 
@@ -260,5 +261,111 @@ async def test_with_replies_disabled_an_answer_is_kept_and_gets_the_auto_answer(
         await loop.customer_writes("+15552000001", "Hello again")
         sent, _ = await loop.next_sent()
         assert sent.text == "This list is one-way."
+    finally:
+        await gw.close()
+
+
+async def test_a_broadcast_can_carry_an_image_to_every_recipient(tmp_path: Path):
+    gw = await start_gateway(tmp_path)
+    try:
+        await configure_channel(gw, consent=False, service_window=False, metered=False)
+        await seed_contacts(gw, affiliates(3))
+        status, image = await gw.upload(PNG, "launch.png")
+        assert status == 201, image
+        stream = await gw.stream()
+        await stream.ready()
+        body = {
+            "channel_id": LOOPBACK,
+            "audience": AFFILIATES,
+            "text": "New cover!",
+            "attachments": [image["id"]],
+        }
+        status, created = await gw.api("POST", "/broadcasts", json_body=body)
+        assert status == 201, created
+        assert [a["filename"] for a in created["attachments"]] == ["launch.png"]
+        await done(stream, created["id"])
+        await jobs_done(gw)
+        loop = await gw.loopback()
+        sent = [loop.sent.get_nowait()[0] for _ in range(3)]
+        assert {(m.text, tuple(a.content_type for a in m.attachments)) for m in sent} == {
+            ("New cover!", ("image/png",))
+        }
+        status, answer = await gw.api(
+            "POST", "/broadcasts", json_body={**body, "attachments": [image["id"] + 100]}
+        )
+        assert status == 422 and answer["error"]["details"][0]["field"] == "attachments[0]", answer
+    finally:
+        await gw.close()
+
+
+async def test_where_the_business_opens_first_a_contact_cannot_start_a_conversation(tmp_path: Path):
+    gw = await start_gateway(tmp_path)
+    try:
+        await configure_channel(
+            gw,
+            consent=False,
+            service_window=False,
+            metered=False,
+            business_opens_first_answer="We write first.",
+        )
+        _, inboxes = await gw.api("GET", "/inboxes")
+        (inbox,) = [i for i in inboxes["items"] if i["id"] == 1]
+        settings = {**inbox["settings"], "business_opens_first": True}
+        status, _ = await gw.api("PATCH", "/inboxes/1", json_body={"settings": settings})
+        assert status == 200
+        rule = {
+            "name": "route me",
+            "triggers": ["message_created"],
+            "conditions": [{"type": "text", "op": "contains", "value": "route me"}],
+            "actions": [{"type": "add_label", "label": "routed"}],
+        }
+        status, body = await gw.api("POST", "/rules", json_body=rule)
+        assert status == 201, body
+        loop = await gw.loopback()
+
+        async def labels(conversation_id: int) -> list[str]:
+            _, c = await gw.api("GET", f"/conversations/{conversation_id}")
+            return list(c["labels"])
+
+        # A stranger writes: stored, kept aside (not routed), answered once.
+        first = await loop.customer_writes("+15552900001", "Hi, route me please")
+        sent, _ = await loop.next_sent()
+        assert (sent.to, sent.text) == ("+15552900001", "We write first.")
+        await loop.customer_writes("+15552900001", "route me?")
+        await jobs_done(gw)
+        assert loop.sent.empty()  # one auto-answer, not one per message
+        _, held = await gw.api("GET", f"/conversations/{first.conversation_id}")
+        assert held["held"] is True and held["labels"] == [], held
+        _, page = await gw.api("GET", f"/conversations/{first.conversation_id}/messages")
+        assert {"Hi, route me please", "route me?"} <= {m["text"] for m in page["items"]}
+
+        # An agent's reply opens it: from then on the contact's messages are routed as usual.
+        status, _ = await gw.api(
+            "POST", f"/conversations/{first.conversation_id}/messages", json_body={"text": "Welcome!"}
+        )
+        assert status == 201
+        await loop.next_sent()
+        await loop.customer_writes("+15552900001", "Thanks, route me")
+        await jobs_done(gw)
+        _, opened = await gw.api("GET", f"/conversations/{first.conversation_id}")
+        assert opened["held"] is False and opened["labels"] == ["routed"], opened
+        assert loop.sent.empty()
+
+        # A broadcast recipient was written to first: their answer is routed at once.
+        await seed_contacts(gw, affiliates(1))
+        stream = await gw.stream()
+        await stream.ready()
+        _, b = await gw.api(
+            "POST",
+            "/broadcasts",
+            json_body={"channel_id": LOOPBACK, "audience": AFFILIATES, "text": "Hello!"},
+        )
+        await done(stream, b["id"])
+        await jobs_done(gw)
+        await loop.next_sent()
+        answer = await loop.customer_writes("+15552000000", "Interested, route me")
+        await jobs_done(gw)
+        assert await labels(answer.conversation_id) == ["routed"]
+        assert loop.sent.empty()
     finally:
         await gw.close()
