@@ -25,6 +25,7 @@ from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
+from gateway.whatsapp_number import follow_number_change
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.broadcasts import (
     BroadcastRunner,
@@ -195,7 +196,7 @@ def build(
     )
     db.on_events.append(record_facts)  # report facts commit with the events they come from
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
-    pipeline.hooks.append(record_visitor_context)
+    pipeline.hooks += [record_visitor_context, follow_number_change]
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
     # A held conversation (business opens first) is opened by the business's first message: that policy
     # refuses nothing. DESIGN.md §3: the plan's contact limit, consent, then the service window, then the
