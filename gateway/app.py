@@ -18,6 +18,7 @@ from gateway.api import (
     contacts,
     conversations,
     jobs,
+    notifications,
     policies,
     reports,
     routing,
@@ -66,6 +67,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             audiences.api,
             reports.api,
             tickets.api,
+            notifications.api,
             uploads.api,
             webhook_subscriptions.api,
         ],
@@ -88,6 +90,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
         mount_simulator(app, container)
     if manage_container:
         app.cleanup_ctx.append(_lifecycle)
+    notifications.add_runtime(app)  # after the container has started
     return app
 
 

@@ -42,6 +42,7 @@ from inbox.jobs import InProcessJobs
 from inbox.mail import MailQueue
 from inbox.media import MediaStore
 from inbox.model import ChannelKind
+from inbox.notifications import Notifier
 from inbox.outbox import Outbox
 from inbox.quota import Quota
 from inbox.schema import migrate
@@ -76,6 +77,7 @@ class Container:
     smtp: SmtpServer
     leases: Leases
     metrics: Metrics
+    notifier: Notifier
     webhooks: WebhookSender
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
@@ -220,6 +222,11 @@ def build(
     pipeline.hooks += [routing, bots.hook]
     broadcasts = BroadcastRunner(db, jobs, outbox, clock)
     queue_watcher = QueueWatcher(bus, assigner)
+    # Notices for users are rows written with the events they come from (and their mail with them).
+    notifier = Notifier(
+        settings.effective_public_url(), timedelta(minutes=settings.notification_mail_minutes)
+    )
+    db.on_events.append(notifier)
     webhooks = WebhookSender(
         db,
         jobs,
@@ -269,6 +276,7 @@ def build(
         smtp=smtp,
         leases=leases,
         metrics=Metrics(),
+        notifier=notifier,
         webhooks=webhooks,
         role=role,
         pokes=pokes,
