@@ -16,10 +16,12 @@ from gateway.api import (
     broadcasts,
     contacts,
     conversations,
+    events,
     jobs,
     policies,
     reports,
     routing,
+    segmentations,
     tickets,
     web_session,
     worklist,
@@ -27,6 +29,7 @@ from gateway.api import (
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
+from gateway.api.events import add_routes as add_event_webhook_routes
 from gateway.api.spec import openapi_document, register
 from gateway.container import Container
 from gateway.metrics import CONTENT_TYPE
@@ -62,6 +65,8 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             broadcasts.api,
             reports.api,
             tickets.api,
+            events.api,
+            segmentations.api,
         ],
         API_PREFIX,
     )
@@ -76,6 +81,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    add_event_webhook_routes(app)  # before the channels' /webhooks/{kind}/{channel_id}
     add_webhook_routes(app)
     add_webchat_routes(app)
     if container.settings.simulator:
