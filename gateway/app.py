@@ -12,18 +12,23 @@ from sqlalchemy import text
 
 from gateway.api import (
     admin,
+    audiences,
     bots,
     broadcasts,
     contacts,
     conversations,
     events,
     jobs,
+    notifications,
     policies,
+    profile,
     reports,
     routing,
     segmentations,
     tickets,
+    uploads,
     web_session,
+    webhook_subscriptions,
     worklist,
 )
 from gateway.api.auth import auth_middleware
@@ -63,8 +68,13 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             policies.api,
             jobs.api,
             broadcasts.api,
+            audiences.api,
             reports.api,
             tickets.api,
+            notifications.api,
+            profile.api,
+            uploads.api,
+            webhook_subscriptions.api,
             events.api,
             segmentations.api,
         ],
@@ -88,6 +98,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
         mount_simulator(app, container)
     if manage_container:
         app.cleanup_ctx.append(_lifecycle)
+    notifications.add_runtime(app)  # after the container has started
     return app
 
 

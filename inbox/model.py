@@ -5,12 +5,17 @@ Channel adapters import this module and nothing else of the core (import-linter 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# WhatsApp's business-scoped user id (``US.13491208655302741918``): a contact who shows a username
+# instead of a phone number is known only by it (the channel parses it, the core keys a contact on it).
+WHATSAPP_USER_ID = re.compile(r"^[A-Z]{2}\.[0-9A-Za-z]{1,64}$")
 
 
 class ChannelKind(StrEnum):

@@ -142,7 +142,7 @@ class WhatsAppAdapter:
             _LOGGER.warning("whatsapp channel %s: webhook with a bad or missing signature", self.channel_id)
             return web.Response(status=401, text="bad signature")
         try:
-            parsed = parse_envelope(self.channel_id, json.loads(body))
+            parsed = parse_envelope(self.channel_id, json.loads(body), self.config.phone_number_id)
         except (ValueError, InvalidWebhook) as exc:
             return web.Response(status=400, text=f"not a webhook payload: {type(exc).__name__}")
         assert self._sink is not None and self._statuses is not None, "adapter not started"
