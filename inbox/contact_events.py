@@ -234,4 +234,3 @@ async def _apply_rules(
         if changed:
             effects.append({"tag": seg.tag, "action": seg.action, "rule": seg.id})
     return effects
-

@@ -68,6 +68,8 @@ async def attach_identity(session: AsyncSession, contact: t.Contact, kind: str, 
     """Give the contact this (normalized) address unless someone already has it; True if it was added."""
     if await contact_by_identity(session, contact.account_id, kind, address) is not None:
         return False
-    session.add(t.ContactIdentity(account_id=contact.account_id, kind=kind, address=address, contact_id=contact.id))
+    session.add(
+        t.ContactIdentity(account_id=contact.account_id, kind=kind, address=address, contact_id=contact.id)
+    )
     await session.flush()
     return True

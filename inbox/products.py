@@ -46,9 +46,9 @@ _SUBSCRIPTION = ("subscription_started", "subscription_canceled")
 _CONTENT = ("content_accessed", "content_progress")
 KIND_EVENTS: dict[ProductKind, tuple[str, ...]] = {
     ProductKind.COURSE: _PURCHASE + _CONTENT,
-    ProductKind.EBOOK: _PURCHASE + ("content_accessed",),
+    ProductKind.EBOOK: (*_PURCHASE, "content_accessed"),
     ProductKind.SUBSCRIPTION: _PURCHASE + _SUBSCRIPTION + _CONTENT,
-    ProductKind.COMMUNITY: _PURCHASE + _SUBSCRIPTION + ("content_accessed",),
+    ProductKind.COMMUNITY: (*_PURCHASE, *_SUBSCRIPTION, "content_accessed"),
     ProductKind.EVENT: _PURCHASE,
     ProductKind.PHYSICAL: _PURCHASE,
 }
@@ -69,7 +69,8 @@ def event_type_problem(event_type: str, kind: ProductKind | None) -> str | None:
     if kind is None:
         return f"{event_type} needs a product"
     if event_type not in KIND_EVENTS[kind]:
-        return f"{event_type} does not happen to a {kind.value} product; it has {', '.join(KIND_EVENTS[kind])}"
+        allowed = ", ".join(KIND_EVENTS[kind])
+        return f"{event_type} does not happen to a {kind.value} product; it has {allowed}"
     return None
 
 

@@ -1022,7 +1022,7 @@ class ContactEvent(Base):
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    external_id: Mapped[str] = mapped_column(String(200))  # the integration's event id: replays change nothing
+    external_id: Mapped[str] = mapped_column(String(200))  # the integration's event id (idempotency)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), nullable=True)
     source_id: Mapped[int | None] = mapped_column(ForeignKey("event_sources.id"), nullable=True)

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.api.admin import require_admin
-from gateway.api.context import container_of, path_id, user_of
 from gateway.api.contacts import visible_contact
+from gateway.api.context import container_of, path_id, user_of
 from gateway.api.errors import ApiError, field_error, forbidden, not_found
 from gateway.api.spec import ApiRoutes, Page, parse_body
 from inbox import tables as t
@@ -79,7 +79,9 @@ class EventResult(BaseModel):
     contact_created: bool  # the contact was new: captured automatically (AUTO)
 
 
-async def _ingest(request: web.Request, account_id: int, body: EventIn, source_id: int | None) -> web.Response:
+async def _ingest(
+    request: web.Request, account_id: int, body: EventIn, source_id: int | None
+) -> web.Response:
     c = container_of(request)
     for attempt in (1, 2):
         try:
@@ -195,7 +197,9 @@ async def _product(request: web.Request, user: t.User) -> t.Product:
     return product
 
 
-@api.route("GET", "/products", summary="The products events were posted for (admins)", response=Page[ProductView])
+@api.route(
+    "GET", "/products", summary="The products events were posted for (admins)", response=Page[ProductView]
+)
 async def list_products(request: web.Request) -> Page[ProductView]:
     user = require_admin(request)
     async with container_of(request).db.read() as session:
@@ -218,7 +222,9 @@ async def get_product(request: web.Request) -> ProductDetail:
         **ProductView.of(product).model_dump(),
         event_types=list(KIND_EVENTS[kind]),
         automatic_tags=[
-            TagRuleView(event_type=r.event_type, action=r.action, tag=product_tag(product.external_id, r.suffix))
+            TagRuleView(
+                event_type=r.event_type, action=r.action, tag=product_tag(product.external_id, r.suffix)
+            )
             for r in rules_for(kind)
         ],
     )
@@ -279,16 +285,25 @@ async def create_source(request: web.Request, body: SourceBody) -> SourceView:
         )
 
 
-@api.route("GET", "/event-sources", summary="The account's event sources, without secrets (admins)", response=Page[SourceView])
+@api.route(
+    "GET",
+    "/event-sources",
+    summary="The account's event sources, without secrets (admins)",
+    response=Page[SourceView],
+)
 async def list_sources(request: web.Request) -> Page[SourceView]:
     user = require_admin(request)
     async with container_of(request).db.read() as session:
         rows = await session.scalars(
-            select(t.EventSource).where(t.EventSource.account_id == user.account_id).order_by(t.EventSource.id)
+            select(t.EventSource)
+            .where(t.EventSource.account_id == user.account_id)
+            .order_by(t.EventSource.id)
         )
         return Page[SourceView](
             items=[
-                SourceView(id=r.id, name=r.name, webhook_path=f"/webhooks/events/{r.id}", created_at=r.created_at)
+                SourceView(
+                    id=r.id, name=r.name, webhook_path=f"/webhooks/events/{r.id}", created_at=r.created_at
+                )
                 for r in rows
             ]
         )

@@ -67,12 +67,16 @@ async def create_segmentation(request: web.Request, body: SegmentationFields) ->
         return SegmentationView.of(row)
 
 
-@api.route("GET", "/segmentations", summary="The account's segmentations (admins)", response=Page[SegmentationView])
+@api.route(
+    "GET", "/segmentations", summary="The account's segmentations (admins)", response=Page[SegmentationView]
+)
 async def list_segmentations(request: web.Request) -> Page[SegmentationView]:
     user = require_admin(request)
     async with container_of(request).db.read() as session:
         rows = await session.scalars(
-            select(t.Segmentation).where(t.Segmentation.account_id == user.account_id).order_by(t.Segmentation.id)
+            select(t.Segmentation)
+            .where(t.Segmentation.account_id == user.account_id)
+            .order_by(t.Segmentation.id)
         )
         return Page[SegmentationView](items=[SegmentationView.of(r) for r in rows])
 
@@ -98,7 +102,9 @@ async def put_segmentation(request: web.Request, body: SegmentationFields) -> Se
         return SegmentationView.of(row)
 
 
-@api.route("DELETE", "/segmentations/{id}", summary="Delete a segmentation; tags it gave stay (admins)", status=204)
+@api.route(
+    "DELETE", "/segmentations/{id}", summary="Delete a segmentation; tags it gave stay (admins)", status=204
+)
 async def delete_segmentation(request: web.Request) -> None:
     user = require_admin(request)
     async with container_of(request).db.write() as session:

@@ -18,9 +18,9 @@ depends_on: str | Sequence[str] | None = None
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _fk(table: str, column: str, target: str, **kw: str) -> sa.ForeignKeyConstraint:
+def _fk(table: str, column: str, target: str, ondelete: str | None = None) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        [column], [f"{target}.id"], name=op.f(f"fk_{table}_{column}_{target}"), **kw
+        [column], [f"{target}.id"], name=op.f(f"fk_{table}_{column}_{target}"), ondelete=ondelete
     )
 
 
@@ -87,9 +87,7 @@ def upgrade() -> None:
         _fk("segmentations", "product_id", "products"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_segmentations")),
     )
-    op.create_index(
-        "ix_segmentations_account_event", "segmentations", ["account_id", "event_type", "active"]
-    )
+    op.create_index("ix_segmentations_account_event", "segmentations", ["account_id", "event_type", "active"])
 
 
 def downgrade() -> None:
