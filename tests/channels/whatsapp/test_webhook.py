@@ -7,6 +7,7 @@ import base64
 import json
 from pathlib import Path
 
+from channels.whatsapp.signature import sign
 from inbox.model import MessageStatus
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "whatsapp"
@@ -322,3 +323,14 @@ async def test_a_number_change_moves_the_contact_and_replies_to_the_new_number(w
     await world.gw.api("POST", f"/conversations/{conversation_id}/messages", json_body={"text": "noted"})
     thread = world.sim.thread
     await world.until(lambda: any(m.text == "noted" for m in thread(DEMO_PHONE_NUMBER_ID, "16505559999")))
+
+
+async def test_a_signed_body_that_is_no_webhook_is_a_400_naming_the_problem(world):
+    url, secret = world.webhook_url, world.business.app_secret
+    for body, problem in [
+        (b"{not json", "the body is not JSON"),
+        (b"[1, 2]", "webhook body is not a JSON object"),
+    ]:
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(secret, body)}
+        async with world.gw.http.post(url, data=body, headers=headers) as resp:
+            assert resp.status == 400 and problem in await resp.text()
