@@ -180,6 +180,8 @@ class OutboundMessage(BaseModel):
     subject: str | None = None
     # Provider ids of the conversation's earlier messages, oldest first (email References).
     references: tuple[str, ...] = ()
+    # The replying agent's display name (agent profile), for channels that show a sender (email From).
+    sender_name: str | None = None
 
 
 class SendResult(BaseModel):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import email.policy
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
 
+from tests.gateway.test_uploads import channel_of_kind, conversation_from
 from tests.harness import Gateway, start_gateway
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 40
@@ -13,8 +16,8 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 
 
 @pytest.fixture
-async def gw(tmp_path: Path):
-    gateway = await start_gateway(tmp_path)
+async def gw(tmp_path: Path, smtp_sink):
+    gateway = await start_gateway(tmp_path, settings={"smtp_url": f"smtp://127.0.0.1:{smtp_sink.port}"})
     yield gateway
     await gateway.close()
 
@@ -64,3 +67,16 @@ async def test_bad_profile_input_is_a_422_naming_the_field_and_changes_nothing(g
     assert status == 422
     status, profile = await gw.api("GET", "/users/me/profile")
     assert (profile["has_avatar"], profile["meeting_url"]) == (False, None)
+
+
+async def test_an_email_reply_comes_from_the_agents_display_name(gw: Gateway, smtp_sink):
+    status, _ = await gw.api("PUT", "/users/me/profile", json_body={"display_name": "Ana from Support"})
+    assert status == 200
+    conversation_id = await conversation_from(gw, await channel_of_kind(gw, "email"), "bob@example.org")
+    status, reply = await gw.api(
+        "POST", f"/conversations/{conversation_id}/messages", json_body={"text": "On it."}
+    )
+    assert status == 201, reply
+    (mail,) = await smtp_sink.wait_for(1)
+    message = message_from_bytes(mail.content, policy=email.policy.default)
+    assert message["From"].addresses[0].display_name == "Ana from Support"

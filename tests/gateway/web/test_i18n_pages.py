@@ -51,6 +51,9 @@ async def test_an_agent_with_language_pt_br_sees_the_inbox_in_portuguese(page: P
     await sign_in_as(page, gw, AGENT_EMAIL, "Sign in")  # an English browser: the sign-in page is English
     await expect(page.locator("#sign-out")).to_have_text("Sair")
     await expect(page.get_by_label("Seu status")).to_be_visible()
+    await expect(page.locator("#nav [data-view=unassigned]")).to_contain_text("Sem responsável")
+    await expect(page.locator("#search")).to_have_attribute("placeholder", "Buscar contatos e mensagens")
+    await expect(page.locator("#nav")).to_contain_text("Status da equipe")
     assert await page.locator("html").get_attribute("lang") == "pt-BR"
     await shot(page, "i18n-pt-BR-inbox")
     assert problems.errors == []
