@@ -17,12 +17,14 @@ from gateway.api import (
     broadcasts,
     contacts,
     conversations,
+    events,
     jobs,
     notifications,
     policies,
     profile,
     reports,
     routing,
+    segmentations,
     tickets,
     uploads,
     web_session,
@@ -32,6 +34,7 @@ from gateway.api import (
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
+from gateway.api.events import add_routes as add_event_webhook_routes
 from gateway.api.spec import openapi_document, register
 from gateway.container import Container
 from gateway.metrics import CONTENT_TYPE
@@ -72,6 +75,8 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             profile.api,
             uploads.api,
             webhook_subscriptions.api,
+            events.api,
+            segmentations.api,
         ],
         API_PREFIX,
     )
@@ -86,6 +91,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    add_event_webhook_routes(app)  # before the channels' /webhooks/{kind}/{channel_id}
     add_webhook_routes(app)
     add_webchat_routes(app)
     if container.settings.simulator:

@@ -31,6 +31,7 @@ class Role(StrEnum):
     BILLING_ADMIN = "billing_admin"
     ADMIN = "admin"
     AGENT = "agent"
+    INTEGRATION = "integration"  # a system that posts contact events; sees no inbox
 
 
 class ConversationStatus(StrEnum):
