@@ -56,6 +56,9 @@ async def test_an_agent_with_language_pt_br_sees_the_inbox_in_portuguese(page: P
     await expect(page.locator("#nav [data-view=unassigned]")).to_contain_text("Sem responsável")
     await expect(page.locator("#search")).to_have_attribute("placeholder", "Buscar contatos e mensagens")
     await expect(page.locator("#nav")).to_contain_text("Status da equipe")
+    await expect(page.locator("#list-title")).to_have_text(
+        re.compile("^(Minhas|Sem responsável|Todas as conversas)$")
+    )
     await page.locator("#conversation-list .conversation").first.click()
     await expect(page.locator("#resolve, #reopen")).to_have_text(re.compile("^(Resolver|Reabrir)$"))
     await expect(page.locator(".contact-toggle")).to_have_text("Contato")
