@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, select
+from sqlalchemy import ColumnElement, Select, delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -119,16 +119,30 @@ def attribute_condition(
     ``contains`` is a case-insensitive substring test. With ``account_id`` the test is an IN over the
     account's (account_id, key, value) indexes, much faster when the select spans many contacts.
     """
+    holding, where = _attribute_rows(key, op, value)
+    test = _holding(t.ContactAttribute, *where, account_id=account_id)
+    return test if holding else ~test
+
+
+def attribute_ids(
+    key: str, op: AttributeOp, value: Any, *, account_id: int
+) -> tuple[bool, Select[tuple[int]]]:
+    """The contacts of ``attribute_condition`` as an id set of the account: (True, ids) means the
+    contacts in ``ids``, (False, ids) those not in it."""
+    holding, where = _attribute_rows(key, op, value)
+    a = t.ContactAttribute
+    return holding, select(a.contact_id).where(a.account_id == account_id, *where)
+
+
+def _attribute_rows(key: str, op: AttributeOp, value: Any) -> tuple[bool, list[ColumnElement[bool]]]:
+    """Which attribute rows ``op`` looks for, and whether a contact must hold one (False: hold none)."""
     check_key(key)
     a = t.ContactAttribute
-
-    def holds(*where: ColumnElement[bool]) -> ColumnElement[bool]:
-        return _holding(a, a.key == key, *where, account_id=account_id)
-
+    same_key = a.key == key
     if op == "exists":
-        return holds()
+        return True, [same_key]
     if op == "not_exists":
-        return ~holds()
+        return False, [same_key]
     if op in ("gt", "gte", "lt", "lte"):
         number = indexed_number(value)
         if number is None:
@@ -139,7 +153,7 @@ def attribute_condition(
             "lt": a.number_value < number,
             "lte": a.number_value <= number,
         }[op]
-        return holds(compare)
+        return True, [same_key, compare]
     if op == "between":
         low, high = (
             (indexed_number(v) for v in value)
@@ -148,33 +162,43 @@ def attribute_condition(
         )
         if low is None or high is None:
             raise AttributeFilterError("between needs [low, high], two numbers")
-        return holds(a.number_value.between(low, high))
+        return True, [same_key, a.number_value.between(low, high)]
     if op == "in":
         if not isinstance(value, list) or not value:
             raise AttributeFilterError("in needs a non-empty list")
         texts = [x for x in (indexed_text(v) for v in value) if x is not None]
-        return holds(a.text_value.in_(texts))
+        return True, [same_key, a.text_value.in_(texts)]
     text = indexed_text(value)
     if text is None:
         raise AttributeFilterError(f"{op} needs a text, a number or a boolean")
     if op == "eq":
-        return holds(a.text_value == text)
+        return True, [same_key, a.text_value == text]
     if op == "ne":
-        return ~holds(a.text_value == text)
+        return False, [same_key, a.text_value == text]
     if op == "contains":
         pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return holds(func.lower(a.text_value).like(pattern, escape="\\"))
+        return True, [same_key, func.lower(a.text_value).like(pattern, escape="\\")]
     raise AttributeFilterError(f"unknown operator {op!r}; use one of {', '.join(ATTRIBUTE_OPS)}")
 
 
 def list_contains(key: str, value: Any, *, account_id: int | None = None) -> ColumnElement[bool]:
     """A condition on ``t.Contact`` rows: the list attribute ``key`` holds ``value`` (compared as text)."""
+    return _holding(t.ContactAttributeItem, *_item_rows(key, value), account_id=account_id)
+
+
+def list_item_ids(key: str, value: Any, *, account_id: int) -> Select[tuple[int]]:
+    """The account's contacts whose list attribute ``key`` holds ``value``, as an id set."""
+    i = t.ContactAttributeItem
+    return select(i.contact_id).where(i.account_id == account_id, *_item_rows(key, value))
+
+
+def _item_rows(key: str, value: Any) -> list[ColumnElement[bool]]:
     check_key(key)
     text = indexed_text(value)
     if text is None:
         raise AttributeFilterError("contains on a list needs a text, a number or a boolean")
     i = t.ContactAttributeItem
-    return _holding(i, i.key == key, i.item == text, account_id=account_id)
+    return [i.key == key, i.item == text]
 
 
 def _holding(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -127,10 +127,18 @@ def _holders(tags: Sequence[str], account_id: int | None) -> ColumnElement[bool]
     over the account's (account_id, tag, contact_id) index, which is much faster over many contacts."""
     if account_id is None:
         return exists().where(t.ContactTag.contact_id == t.Contact.id, t.ContactTag.tag.in_(tags))
-    holders = select(t.ContactTag.contact_id).where(
+    return t.Contact.id.in_(_holder_ids(tags, account_id))
+
+
+def tagged_ids(tags: Iterable[str], *, account_id: int) -> Select[tuple[int]]:
+    """The account's contacts with any of ``tags`` (normalized here), as an id set to select from."""
+    return _holder_ids(sorted({normalize_tag(x) for x in tags}), account_id)
+
+
+def _holder_ids(tags: Sequence[str], account_id: int) -> Select[tuple[int]]:
+    return select(t.ContactTag.contact_id).where(
         t.ContactTag.account_id == account_id, t.ContactTag.tag.in_(tags)
     )
-    return t.Contact.id.in_(holders)
 
 
 def tag_filter(
