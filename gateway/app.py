@@ -13,6 +13,7 @@ from sqlalchemy import text
 from gateway.api import (
     admin,
     audiences,
+    automations,
     bots,
     broadcasts,
     contacts,
@@ -77,6 +78,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             webhook_subscriptions.api,
             events.api,
             segmentations.api,
+            automations.api,
         ],
         API_PREFIX,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
-from bots.runner import BotRunner
+from bots.runner import STEP_JOB, BotRunner
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
 from gateway.leases import Exclusive, Leases, LocalLeases, RedisLeases
@@ -26,6 +26,7 @@ from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
 from gateway.whatsapp_number import follow_number_change
+from inbox.automation_runs import AutomationRunner
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.broadcasts import (
     BroadcastRunner,
@@ -79,6 +80,7 @@ class Container:
     metrics: Metrics
     notifier: Notifier
     webhooks: WebhookSender
+    automations: AutomationRunner
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
     pokes: RedisPokes | None = None
@@ -136,6 +138,8 @@ class Container:
             broadcasts = await self.broadcasts.resume()
             if broadcasts:
                 _LOGGER.info("resuming %d broadcasts", broadcasts)
+            # The automations' timers live in their table: one sweeper across the cluster takes what is due.
+            self._exclusives.append(self.leases.run_exclusive("automations", self.automations.serve))
         self.started = True
 
     async def stop(self) -> None:
@@ -144,6 +148,7 @@ class Container:
         for exclusive in self._exclusives:
             await exclusive.stop()
         self._exclusives.clear()
+        await self.automations.stop()
         if self.role == "gateway":
             await self.smtp.stop()
             await self.queue_watcher.stop()
@@ -221,6 +226,12 @@ def build(
     routing = RoutingHook(outbox, assigner, bots=bots.launch, consent=consent_of)
     pipeline.hooks += [routing, bots.hook]
     broadcasts = BroadcastRunner(db, jobs, outbox, clock)
+    # Automation runs are written with the events that trigger them, and taken right after that commit.
+    automations = AutomationRunner(
+        db, outbox, clock, start_flow=bots.launch, queue_flow=lambda run_id: jobs.enqueue(STEP_JOB, run_id)
+    )
+    db.on_events.append(automations.triggers)
+    db.after_commit.append(automations.committed)
     queue_watcher = QueueWatcher(bus, assigner)
     # Notices for users are rows written with the events they come from (and their mail with them).
     notifier = Notifier(
@@ -278,6 +289,7 @@ def build(
         metrics=Metrics(),
         notifier=notifier,
         webhooks=webhooks,
+        automations=automations,
         role=role,
         pokes=pokes,
     )
