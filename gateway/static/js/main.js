@@ -12,6 +12,7 @@ import * as banner from "./banner.js";
 import * as admin from "./admin.js";
 import * as tickets from "./tickets.js";
 import * as reports from "./reports.js";
+import * as contacts from "./contacts.js";
 import { installShortcuts } from "./shortcuts.js";
 import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
@@ -117,6 +118,7 @@ function shell() {
       h("div", { class: "topbar-right" },
         h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
         h("a", { href: "#/reports", class: "top-link", id: "reports-link" }, t("reports.title")),
+        h("a", { href: "#/contacts", class: "top-link", id: "contacts-link" }, t("contacts.title")),
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,
@@ -154,6 +156,12 @@ function route() {
   if (hash.startsWith("#/reports")) {
     document.body.dataset.page = "reports";
     reports.render(main);
+    nav.render();
+    return;
+  }
+  if (hash.startsWith("#/contacts")) {
+    document.body.dataset.page = "contacts";
+    contacts.render(main);
     nav.render();
     return;
   }
