@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, ingest, query, quota, reporting, send, widgets
+from bench import audience, fanout, ingest, query, quota, reporting, send, widgets
 from bench.common import raise_nofile
 from bench.deployment import GATEWAYS, MODES, WORKERS
 
 RESULTS = Path(__file__).parent / "results"
-FIGURES = ("ingest", "send", "fanout", "widgets", "query", "quota", "reports")
+FIGURES = ("ingest", "send", "fanout", "widgets", "query", "quota", "reports", "audience")
 SCALE_OUT = "+scale-out"  # suffix of a figure's key in the results when measured in scale-out mode
 
 
@@ -88,6 +88,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             requests=20 if quick else 100,
             env=env,
             mode=mode,
+        ),
+        "audience": lambda env, mode: audience.run(
+            contacts=args.conversations or (20_000 if quick else 1_000_000),
+            requests=10 if quick else 30,
+            env=env,
         ),
         "quota": lambda env, mode: quota.run(
             sends=args.quota_sends or (300 if quick else 10_000),
@@ -199,6 +204,18 @@ def table(results: dict[str, Any]) -> str:
                 f"{r['facts']:,} facts, 90 days) | p50 {r[name]['p50_ms']} ms, p99 {r[name]['p99_ms']} ms; "
                 f"{r[name]['gateway_cpu_ms_per_request']} ms CPU/request | — | — | {r['target']} | {usage} |"
             )
+    for key in _keys(results, "audience"):
+        r = results[key]
+        base = r["baseline_all_contacts"]
+        for i, name in enumerate(("tag", "attribute_range", "combined_with_exclusions")):
+            usage = _usage(r) if i == 0 else " | "
+            f = r[name]
+            rows.append(
+                f"| audience preview {name} {_label(r)} ({r['contacts']:,} contacts, {f['matched']:,} match) | "
+                f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms; {f['gateway_cpu_ms_per_request']} ms CPU/request | "
+                f"all contacts: p99 {base['p99_ms']} ms | {round(f['p99_ms'] / base['p99_ms'], 2)}× | "
+                f"{r['target']} | {usage} |"
+            )
     for key in _keys(results, "widgets"):
         r = results[key]
         each = r.get("rss_open_each_mb", [])
@@ -245,7 +262,7 @@ if __name__ == "__main__":
         "--send-via",
         choices=send.VIA,
         default="broadcasts",
-        help="send figure: POST /broadcasts of 500 recipients (default) or one POST /messages each",
+        help="send figure: POST /broadcasts of 500 recipients (default), one POST /messages each, or one broadcast to an audience",
     )
     parser.add_argument("--sockets", type=int, help="idle widget sockets")
     parser.add_argument("--conversations", type=int, help="inbox query and reports data size")

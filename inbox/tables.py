@@ -789,7 +789,92 @@ class ContactAttribute(Base):
     number_value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-__all__ += ["ContactAttribute", "ContactTag"]
+class ContactAttributeItem(Base):
+    """One item of a contact's list attribute (``badges``), for "the list contains X" filters."""
+
+    __tablename__ = "contact_attribute_items"
+    __table_args__ = (Index("ix_contact_attribute_items_item", "account_id", "key", "item"),)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    item: Mapped[str] = mapped_column(String(500), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+
+__all__ += ["ContactAttribute", "ContactAttributeItem", "ContactTag"]
+
+
+# -- audiences and broadcast lists (inbox/audiences.py, inbox/broadcasts.py) --------------------------
+
+
+class Audience(Base):
+    """A saved filter over an account's contacts (inbox.audiences.AudienceFilter as JSON)."""
+
+    __tablename__ = "audiences"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    filter: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Broadcast(Base):
+    """One message to many contacts, each in its own conversation; sent in the background, resumable.
+
+    ``status``: expanding (recipients not yet listed), sending, done, canceled. ``audience`` is the
+    filter as it was when the broadcast was created (a saved audience may change later). With
+    ``allow_replies`` false, its conversations carry ``meta["replies_disabled"]`` (inbox.broadcasts).
+    """
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_account_id_id", "account_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # inbox.model.Attachment dumps (uploads), sent with the text to every recipient.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+    audience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    audience_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    allow_replies: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # Recipients listed, and how many of them the runner has handled so far (kept with each batch).
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    canceled: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BroadcastRecipient(Base):
+    """One contact of a broadcast: ``pending`` until its message is stored, in the same transaction.
+
+    ``outcome``: pending, queued (the gate accepted it; the message's status tells the rest), failed
+    (refused by the gate, ``reason``), canceled (the broadcast was canceled before its turn).
+    """
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        Index("ix_broadcast_recipients_outcome", "broadcast_id", "outcome", "contact_id"),
+        Index("ix_broadcast_recipients_message_id", "message_id"),
+    )
+    broadcast_id: Mapped[int] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+__all__ += ["Audience", "Broadcast", "BroadcastRecipient"]
 
 
 # -- replies with attachments and contact merges (issue 22) ------------------------------------------
@@ -827,3 +912,144 @@ class ContactMerge(Base):
 
 
 __all__ += ["ContactMerge", "Upload"]
+
+
+# -- outgoing webhooks: subscriptions and their deliveries (inbox/webhooks.py) ---------------------------
+
+
+class WebhookSubscription(Base):
+    """An integrator's URL and the event types it gets. The row is also the sender's lease and schedule:
+    deliveries of one subscription go out one at a time, in order, and wait together behind a retry."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    inbox_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)  # None: every inbox
+    secret: Mapped[str] = mapped_column(String(255))  # the HMAC key; never shown after creation
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: pending until the receiver answers 2xx (delivered) or it gives up
+    (failed). Written in the transaction of its event, so ids follow event order."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_subscription_status", "subscription_id", "status", "id"),
+        Index("ix_webhook_deliveries_status", "status", "subscription_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)  # X-Switchboard-Delivery
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    event_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: a test event
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_response: Mapped[str | None] = mapped_column(Text, nullable=True)  # an excerpt of the body
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: what the receiver answered (or why nobody did), for the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)  # an excerpt of the body
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+__all__ += ["WebhookAttempt", "WebhookDelivery", "WebhookSubscription"]
+
+
+# -- contact events, products, segmentations (inbox/contact_events.py, inbox/segmentations.py) -------
+
+
+class EventSource(Base):
+    """An integration that posts contact events signed with its own secret (HMAC-SHA256 of the body)."""
+
+    __tablename__ = "event_sources"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(String(128))  # needed to check signatures, so kept; never listed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Product(Base):
+    """A product events happen to, known by the integration's id; its kind decides the event types."""
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("account_id", "external_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    external_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # inbox.products.ProductKind
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactEvent(Base):
+    """Something a contact did (a purchase, a refund, a lesson), as an integration reported it once."""
+
+    __tablename__ = "contact_events"
+    __table_args__ = (
+        UniqueConstraint("account_id", "external_id"),
+        Index("ix_contact_events_contact", "contact_id", "occurred_at", "id"),
+        Index("ix_contact_events_product", "product_id", "occurred_at", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    external_id: Mapped[str] = mapped_column(String(200))  # the integration's event id (idempotency)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), nullable=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("event_sources.id"), nullable=True)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the event changed: [{"tag", "action", "rule": "standard" | segmentation id}].
+    effects: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Segmentation(Base):
+    """A producer's own rule: on an event type (of one product or any), if a condition holds, tag."""
+
+    __tablename__ = "segmentations"
+    __table_args__ = (Index("ix_segmentations_account_event", "account_id", "event_type", "active"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), nullable=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    condition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # inbox.conditions.Condition
+    action: Mapped[str] = mapped_column(String(16))  # add_tag | remove_tag
+    tag: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["ContactEvent", "EventSource", "Product", "Segmentation"]

@@ -41,9 +41,10 @@ class WebchatConfig(BaseModel):
     identity_secret: str | None = None
     identity_required: bool = False  # refuse anonymous visitors
     prechat_fields: tuple[PrechatField, ...] = ()
-    title: str = "Chat with us"
-    welcome: str = "Hi! How can we help?"
-    offline_message: str = "We're away right now. Leave your email and we'll reply there."
+    # None: the widget's own text in the visitor's language (gateway/static/i18n/*.json, "widget.title"...)
+    title: str | None = None
+    welcome: str | None = None
+    offline_message: str | None = None
     accent: str = Field(default="#2457d6", pattern=r"^#[0-9a-fA-F]{6}$")
     business_hours: BusinessHours | None = None  # None: always open
     flows: tuple[FlowRule, ...] = ()

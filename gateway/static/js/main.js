@@ -13,6 +13,8 @@ import * as admin from "./admin.js";
 import * as tickets from "./tickets.js";
 import * as reports from "./reports.js";
 import * as contacts from "./contacts.js";
+import * as broadcasts from "./broadcasts.js";
+import * as bell from "./bell.js";
 import { installShortcuts } from "./shortcuts.js";
 import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
@@ -119,6 +121,8 @@ function shell() {
         h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
         h("a", { href: "#/reports", class: "top-link", id: "reports-link" }, t("reports.title")),
         h("a", { href: "#/contacts", class: "top-link", id: "contacts-link" }, t("contacts.title")),
+        h("a", { href: "#/broadcasts", class: "top-link", id: "broadcasts-link" }, t("broadcasts.title")),
+        bell.button(),
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,
@@ -150,6 +154,12 @@ function route() {
   if (hash.startsWith("#/tickets")) {
     document.body.dataset.page = "tickets";
     tickets.render(main, hash);
+    nav.render();
+    return;
+  }
+  if (hash.startsWith("#/broadcasts")) {
+    document.body.dataset.page = "broadcasts";
+    broadcasts.render(main, hash);
     nav.render();
     return;
   }
@@ -201,6 +211,7 @@ function handleEvent(event) {
       list.touch(event.conversation_id);
       if (event.type === "message.created" && data.message && data.message.kind === "incoming") nav.refreshCounts();
       if (data.message && data.message.reason === "quota_exhausted") banner.refresh();
+      if (event.type === "message.updated") broadcasts.onEvent(event); // delivered/read/replied on an open broadcast
       break;
     case "conversation.created":
     case "conversation.updated":
@@ -229,6 +240,7 @@ function handleEvent(event) {
       break;
     default:
       if (event.type.startsWith("ticket.")) tickets.onEvent(event);
+      if (event.type.startsWith("broadcast.")) broadcasts.onEvent(event);
       if (event.type.startsWith("quota.") || event.type.startsWith("billing.")) banner.refresh();
       if (event.type.startsWith("contact.") || event.type.startsWith("consent.")) thread.onContactEvent(event);
   }

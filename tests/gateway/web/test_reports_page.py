@@ -103,6 +103,7 @@ async def test_an_agent_sees_only_their_own_row(page: Page, tmp_path: Path, cloc
         await expect(bars.first).to_have_attribute("data-label", "Alex Agent")
         await expect(page.locator('table[data-report="agents"] tbody tr')).to_have_count(1)
         await expect(total(page, "agent_replies")).to_have_text("2")
+        await expect(total(page, "resolved")).to_have_text("1")  # A, which Alex resolved
         await expect(total(page, "first_response_median")).to_have_text("5 min")
         await shot(page, "reports-02-agent")
         assert problems.errors == []
