@@ -104,7 +104,7 @@ async def test_a_segmentation_tag_starts_an_automation_that_waits_then_sends_a_t
         assert await tags_of(gw, eva) == {"product:c-42:buyer": "auto"}  # below the segmentation's 150
 
         # Dora's tag started a run, which waits an hour; Eva has none.
-        await runner.run_due()
+        await runner.settle()
         run = await _run_of(gw, aid, dora)
         assert run["status"] == "active" and run["position"] == 1
         assert [(s["type"], s["outcome"]) for s in run["steps"]] == [("wait", "waiting")]
@@ -113,11 +113,11 @@ async def test_a_segmentation_tag_starts_an_automation_that_waits_then_sends_a_t
         assert loop.sent.empty()
 
         clock.advance(minutes=59)
-        await runner.run_due()
+        await runner.settle()
         assert (await _run_of(gw, aid, dora))["status"] == "active"
 
         clock.advance(minutes=1)
-        await runner.run_due()
+        await runner.settle()
         run = await _run_of(gw, aid, dora)
         assert run["status"] == "done" and run["errors"] == 0
         sent_step = run["steps"][-1]
@@ -136,7 +136,7 @@ async def test_a_segmentation_tag_starts_an_automation_that_waits_then_sends_a_t
         await seed_usage(gw, 1000)
         fabio = await _buys(gw, token, "+5511990000003", "Fabio", 300)
         clock.advance(hours=1)
-        await runner.run_due()
+        await runner.settle()
         run = await _run_of(gw, aid, fabio)
         assert run["status"] == "done" and run["errors"] == 1
         refused = run["steps"][-1]
@@ -155,7 +155,7 @@ async def test_a_segmentation_tag_starts_an_automation_that_waits_then_sends_a_t
         status, shown = await gw.api("GET", f"/contacts/{gil}")
         assert status == 200 and shown["over_limit"] is True and shown["name"] == "Gil"
         clock.advance(hours=1)
-        await runner.run_due()
+        await runner.settle()
         refused = (await _run_of(gw, aid, gil))["steps"][-1]
         assert (refused["outcome"], refused["reason"]) == ("refused", "contact_limit")
         status, automation = await gw.api("GET", f"/automations/{aid}")
@@ -188,7 +188,7 @@ async def test_a_wait_survives_a_restart(tmp_path: Path, clock: ManualClock):
         assert status == 201, automation
         status, cart = await post(gw, event("cart_abandoned", {"email": "ivo@example.com"}, value=97))
         ivo = cart["event"]["contact_id"]
-        await gw.container.automations.run_due()
+        await gw.container.automations.settle()
         assert (await _run_of(gw, automation["id"], ivo))["status"] == "active"
     finally:
         await gw.close()
@@ -196,7 +196,7 @@ async def test_a_wait_survives_a_restart(tmp_path: Path, clock: ManualClock):
     clock.advance(days=1)
     gw = await start_gateway(tmp_path, clock=clock)
     try:
-        await gw.container.automations.run_due()
+        await gw.container.automations.settle()
         run = await _run_of(gw, automation["id"], ivo)
         assert run["status"] == "done"
         assert [s["outcome"] for s in run["steps"]] == ["waiting", "done", "done"]
@@ -237,7 +237,7 @@ async def test_a_keyword_starts_a_run_and_silence_after_our_message_starts_anoth
         runner = gw.container.automations
 
         received = await loop.customer_writes("+15550104000", "  promocao ", name="Rita")
-        await runner.run_due()
+        await runner.settle()
         message, _ = await loop.next_sent()
         assert message.text == "Here is your code, Rita"
         (run,) = await _runs(gw, promo["id"])
@@ -260,7 +260,7 @@ async def test_a_keyword_starts_a_run_and_silence_after_our_message_starts_anoth
             "POST", f"/conversations/{received.conversation_id}/messages", json_body={"text": "Bye then!"}
         )
         clock.advance(hours=4)
-        await runner.run_due()
+        await runner.settle()
         (run,) = await _runs(gw, nudge["id"])
         assert run["status"] == "done" and [s["outcome"] for s in run["steps"]] == ["done", "done"]
         contact_id = run["contact_id"]
