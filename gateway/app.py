@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from gateway.api import (
     admin,
+    audiences,
     bots,
     broadcasts,
     contacts,
@@ -21,6 +22,7 @@ from gateway.api import (
     reports,
     routing,
     tickets,
+    uploads,
     web_session,
     webhook_subscriptions,
     worklist,
@@ -61,8 +63,10 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             policies.api,
             jobs.api,
             broadcasts.api,
+            audiences.api,
             reports.api,
             tickets.api,
+            uploads.api,
             webhook_subscriptions.api,
         ],
         API_PREFIX,

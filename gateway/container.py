@@ -26,6 +26,7 @@ from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
+from inbox.broadcasts import BroadcastRunner, RepliesDisabledHook
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
 from inbox.contact_limit import ContactLimitPolicy
 from inbox.db import Clock, Database, sqlite_url, utcnow
@@ -63,6 +64,7 @@ class Container:
     assigner: Assigner
     routing: RoutingHook
     bots: BotRunner
+    broadcasts: BroadcastRunner
     queue_watcher: QueueWatcher
     mail: MailQueue
     smtp: SmtpServer
@@ -123,6 +125,9 @@ class Container:
             runs = await self.bots.resume()
             if runs:
                 _LOGGER.info("resuming %d bot runs", runs)
+            broadcasts = await self.broadcasts.resume()
+            if broadcasts:
+                _LOGGER.info("resuming %d broadcasts", broadcasts)
         self.started = True
 
     async def stop(self) -> None:
@@ -191,6 +196,7 @@ def build(
     outbox.policies.extend([ContactLimitPolicy(), ConsentPolicy(), WindowPolicy(), quota])
     outbox.failure_hooks.append(quota.release)
     pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
+    pipeline.hooks.insert(1, RepliesDisabledHook(outbox))  # a broadcast's "allow replies: no"
     mailer = SmtpMailer(settings.smtp_url, mail_domain=settings.mail_domain) if settings.smtp_url else None
     mail = MailQueue(db, mailer, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
@@ -202,6 +208,7 @@ def build(
     bots = BotRunner(db, jobs, outbox, clock, humans=assigner.assign)
     routing = RoutingHook(outbox, assigner, bots=bots.launch, consent=consent_of)
     pipeline.hooks += [routing, bots.hook]
+    broadcasts = BroadcastRunner(db, jobs, outbox, clock)
     queue_watcher = QueueWatcher(bus, assigner)
     webhooks = WebhookSender(
         db,
@@ -246,6 +253,7 @@ def build(
         assigner=assigner,
         routing=routing,
         bots=bots,
+        broadcasts=broadcasts,
         queue_watcher=queue_watcher,
         mail=mail,
         smtp=smtp,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert
+from sqlalchemy import ColumnElement, delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
 
-AttributeOp = Literal["eq", "ne", "contains", "gt", "gte", "lt", "lte", "in", "exists", "not_exists"]
+AttributeOp = Literal[
+    "eq", "ne", "contains", "gt", "gte", "lt", "lte", "between", "in", "exists", "not_exists"
+]
 ATTRIBUTE_OPS: tuple[str, ...] = (
     "eq",
     "ne",
@@ -22,6 +24,7 @@ ATTRIBUTE_OPS: tuple[str, ...] = (
     "gte",
     "lt",
     "lte",
+    "between",
     "in",
     "exists",
     "not_exists",
@@ -90,22 +93,42 @@ async def set_attributes(session: AsyncSession, contact: t.Contact, changes: dic
     ]
     if rows:
         await session.execute(insert(t.ContactAttribute), rows)
+    # List values (``badges: ["gold", "early"]``) are indexed item by item, for ``list_contains``.
+    await session.execute(
+        delete(t.ContactAttributeItem).where(
+            t.ContactAttributeItem.contact_id == contact.id, t.ContactAttributeItem.key.in_(list(changes))
+        )
+    )
+    items = [
+        {"contact_id": contact.id, "key": key, "item": item, "account_id": contact.account_id}
+        for key, value in changes.items()
+        if isinstance(value, list)
+        for item in sorted({x for x in (indexed_text(v) for v in value) if x is not None})
+    ]
+    if items:
+        await session.execute(insert(t.ContactAttributeItem), items)
 
 
-def attribute_condition(key: str, op: AttributeOp, value: Any = None) -> ColumnElement[bool]:
+def attribute_condition(
+    key: str, op: AttributeOp, value: Any = None, *, account_id: int | None = None
+) -> ColumnElement[bool]:
     """A condition on ``t.Contact`` rows: the attribute ``key`` compared with ``value`` by ``op``.
 
-    Numeric operators (gt, gte, lt, lte) compare numbers; eq/ne/in compare the indexed text (so
-    ``eq 10`` matches 10 and "10"); ``ne`` also matches contacts without the key; ``contains`` is a
-    case-insensitive substring test.
+    Numeric operators (gt, gte, lt, lte, between [low, high]) compare numbers; eq/ne/in compare the
+    indexed text (so ``eq 10`` matches 10 and "10"); ``ne`` also matches contacts without the key;
+    ``contains`` is a case-insensitive substring test. With ``account_id`` the test is an IN over the
+    account's (account_id, key, value) indexes, much faster when the select spans many contacts.
     """
     check_key(key)
     a = t.ContactAttribute
-    base = [a.contact_id == t.Contact.id, a.key == key]
+
+    def holds(*where: ColumnElement[bool]) -> ColumnElement[bool]:
+        return _holding(a, a.key == key, *where, account_id=account_id)
+
     if op == "exists":
-        return exists().where(*base)
+        return holds()
     if op == "not_exists":
-        return ~exists().where(*base)
+        return ~holds()
     if op in ("gt", "gte", "lt", "lte"):
         number = indexed_number(value)
         if number is None:
@@ -116,20 +139,51 @@ def attribute_condition(key: str, op: AttributeOp, value: Any = None) -> ColumnE
             "lt": a.number_value < number,
             "lte": a.number_value <= number,
         }[op]
-        return exists().where(*base, compare)
+        return holds(compare)
+    if op == "between":
+        low, high = (
+            (indexed_number(v) for v in value)
+            if isinstance(value, list) and len(value) == 2
+            else (None, None)
+        )
+        if low is None or high is None:
+            raise AttributeFilterError("between needs [low, high], two numbers")
+        return holds(a.number_value.between(low, high))
     if op == "in":
         if not isinstance(value, list) or not value:
             raise AttributeFilterError("in needs a non-empty list")
         texts = [x for x in (indexed_text(v) for v in value) if x is not None]
-        return exists().where(*base, a.text_value.in_(texts))
+        return holds(a.text_value.in_(texts))
     text = indexed_text(value)
     if text is None:
         raise AttributeFilterError(f"{op} needs a text, a number or a boolean")
     if op == "eq":
-        return exists().where(*base, a.text_value == text)
+        return holds(a.text_value == text)
     if op == "ne":
-        return ~exists().where(*base, a.text_value == text)
+        return ~holds(a.text_value == text)
     if op == "contains":
         pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return exists().where(*base, func.lower(a.text_value).like(pattern, escape="\\"))
+        return holds(func.lower(a.text_value).like(pattern, escape="\\"))
     raise AttributeFilterError(f"unknown operator {op!r}; use one of {', '.join(ATTRIBUTE_OPS)}")
+
+
+def list_contains(key: str, value: Any, *, account_id: int | None = None) -> ColumnElement[bool]:
+    """A condition on ``t.Contact`` rows: the list attribute ``key`` holds ``value`` (compared as text)."""
+    check_key(key)
+    text = indexed_text(value)
+    if text is None:
+        raise AttributeFilterError("contains on a list needs a text, a number or a boolean")
+    i = t.ContactAttributeItem
+    return _holding(i, i.key == key, i.item == text, account_id=account_id)
+
+
+def _holding(
+    table: type[t.ContactAttribute] | type[t.ContactAttributeItem],
+    *where: ColumnElement[bool],
+    account_id: int | None,
+) -> ColumnElement[bool]:
+    """Contacts with a row of ``table`` matching ``where``: a correlated EXISTS on the contact's key, or
+    with ``account_id`` an IN over the account's index (the planner reads the matching rows once)."""
+    if account_id is None:
+        return exists().where(table.contact_id == t.Contact.id, *where)
+    return t.Contact.id.in_(select(table.contact_id).where(table.account_id == account_id, *where))

@@ -38,6 +38,7 @@ class ConversationPatch:
     team_id: int | object | None = _UNSET
     priority: Priority | None = None
     labels: list[str] | None = None
+    replies_disabled: bool | None = None
 
 
 async def add_activity(
@@ -120,6 +121,10 @@ async def apply_patch(
             )
             session.add_all([t.ConversationLabel(conversation_id=conversation.id, label=x) for x in wanted])
             lines.append(f"{actor} set labels: {', '.join(wanted) or 'none'}")
+    disabled = bool((conversation.meta or {}).get("replies_disabled"))
+    if patch.replies_disabled is not None and patch.replies_disabled != disabled:
+        set_replies_disabled(conversation, patch.replies_disabled)
+        lines.append(f"{actor} {'disabled' if patch.replies_disabled else 'enabled'} replies")
     for line in lines:
         await add_activity(session, conversation, line, now, actor_id)
     await session.flush()
@@ -137,6 +142,25 @@ async def apply_patch(
             payload={"conversation": dump(view), "changes": changes},
         )
     return view
+
+
+def set_replies_disabled(
+    conversation: t.Conversation, disabled: bool, broadcast_id: int | None = None
+) -> None:
+    """Turn the contact's replies off (they get the channel's auto-answer) or on again.
+
+    Kept in ``meta`` so the inbound path reads it with the conversation it already loaded.
+    """
+    meta = {
+        k: v
+        for k, v in (conversation.meta or {}).items()
+        if k not in ("replies_disabled", "replies_broadcast")
+    }
+    if disabled:
+        meta["replies_disabled"] = True
+        if broadcast_id is not None:
+            meta["replies_broadcast"] = broadcast_id
+    conversation.meta = meta  # a new dict: the JSON column sees the change
 
 
 async def find_or_open_conversation(

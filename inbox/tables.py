@@ -789,7 +789,129 @@ class ContactAttribute(Base):
     number_value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-__all__ += ["ContactAttribute", "ContactTag"]
+class ContactAttributeItem(Base):
+    """One item of a contact's list attribute (``badges``), for "the list contains X" filters."""
+
+    __tablename__ = "contact_attribute_items"
+    __table_args__ = (Index("ix_contact_attribute_items_item", "account_id", "key", "item"),)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    item: Mapped[str] = mapped_column(String(500), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+
+__all__ += ["ContactAttribute", "ContactAttributeItem", "ContactTag"]
+
+
+# -- audiences and broadcast lists (inbox/audiences.py, inbox/broadcasts.py) --------------------------
+
+
+class Audience(Base):
+    """A saved filter over an account's contacts (inbox.audiences.AudienceFilter as JSON)."""
+
+    __tablename__ = "audiences"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    filter: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Broadcast(Base):
+    """One message to many contacts, each in its own conversation; sent in the background, resumable.
+
+    ``status``: expanding (recipients not yet listed), sending, done, canceled. ``audience`` is the
+    filter as it was when the broadcast was created (a saved audience may change later). With
+    ``allow_replies`` false, its conversations carry ``meta["replies_disabled"]`` (inbox.broadcasts).
+    """
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_account_id_id", "account_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # inbox.model.Attachment dumps (uploads), sent with the text to every recipient.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+    audience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    audience_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    allow_replies: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # Recipients listed, and how many of them the runner has handled so far (kept with each batch).
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    canceled: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BroadcastRecipient(Base):
+    """One contact of a broadcast: ``pending`` until its message is stored, in the same transaction.
+
+    ``outcome``: pending, queued (the gate accepted it; the message's status tells the rest), failed
+    (refused by the gate, ``reason``), canceled (the broadcast was canceled before its turn).
+    """
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        Index("ix_broadcast_recipients_outcome", "broadcast_id", "outcome", "contact_id"),
+        Index("ix_broadcast_recipients_message_id", "message_id"),
+    )
+    broadcast_id: Mapped[int] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+__all__ += ["Audience", "Broadcast", "BroadcastRecipient"]
+
+
+# -- replies with attachments and contact merges (issue 22) ------------------------------------------
+
+
+class Upload(Base):
+    """A file an agent uploaded for a reply: its type sniffed from its bytes, stored in the media store,
+    then referenced by id from ``POST /conversations/{id}/messages``."""
+
+    __tablename__ = "uploads"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    media_key: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactMerge(Base):
+    """The audit entry of one merge: the contact that went away, as it was, and every conflict resolved."""
+
+    __tablename__ = "contact_merges"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    into_contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    from_contact_id: Mapped[int] = mapped_column(BigInteger)  # gone after the merge: no foreign key
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # The merged-away contact's row, identities and every row that could not move (nothing is lost).
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # [{"field": "attributes.plan", "kept": ..., "dropped": ..., "from": "into"|"from"}]
+    conflicts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["ContactMerge", "Upload"]
 
 
 # -- outgoing webhooks: subscriptions and their deliveries (inbox/webhooks.py) ---------------------------

@@ -69,6 +69,8 @@ class ConversationView(BaseModel):
     last_inbound_at: datetime | None
     last_activity_at: datetime
     created_at: datetime
+    # The contact's answers get the channel's auto-answer (inbox.broadcasts); they are stored all the same.
+    replies_disabled: bool = False
 
     @classmethod
     def of(cls, c: t.Conversation, labels: list[str]) -> ConversationView:
@@ -86,6 +88,7 @@ class ConversationView(BaseModel):
             last_inbound_at=c.last_inbound_at,
             last_activity_at=c.last_activity_at,
             created_at=c.created_at,
+            replies_disabled=bool((c.meta or {}).get("replies_disabled")),
         )
 
 

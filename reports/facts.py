@@ -10,8 +10,8 @@ the rebuilt facts are the facts live writing produced.
   gate refused.
 - ``first_response`` / ``next_response``: an agent's reply to a waiting contact, timed from the oldest
   unanswered contact message (or from the bot's hand-off, when a bot talked first).
-- ``resolved`` (timed from the conversation's start) / ``reopened``: a reopen voids the resolution it
-  takes back, and a bot's resolution with it.
+- ``resolved`` (timed from the conversation's start; the agent who resolved it, else its assignee) /
+  ``reopened``: a reopen voids the resolution it takes back, and a bot's resolution with it.
 - ``bot_run``, ``bot_resolved``, ``handoff`` (with the flow); ``billable``: a billable conversation the
   quota counted on this message (voided when the quota releases it).
 """
@@ -118,20 +118,26 @@ class _Writer:
         self._session = session
         self._states: dict[int, _State] = {}
         self._new: set[int] = set()
-        self._dirty: set[int] = set()
+        self._read: dict[int, tuple[Any, ...]] = {}  # each followed conversation's state as read
         self._channels: dict[int, _Channel] = {}
         self._facts: list[dict[str, Any]] = []
+        # Who made this transaction's changes to a conversation (its activity lines' author).
+        self._actors: dict[int, int] = {}
 
     async def apply(self, events: Sequence[t.Event]) -> None:
         ids = {e.conversation_id for e in events if e.conversation_id is not None}
+        # Locked (PostgreSQL; SQLite writes one at a time): two writes about one conversation at once
+        # (a resolve and a delivery receipt) would otherwise each write back what they read.
         rows = await self._session.execute(
-            select(*[_STATE_TABLE.c[name] for name in _STATE_FIELDS]).where(
-                _STATE_TABLE.c.conversation_id.in_(ids)
-            )
+            select(*[_STATE_TABLE.c[name] for name in _STATE_FIELDS])
+            .where(_STATE_TABLE.c.conversation_id.in_(ids))
+            .order_by(_STATE_TABLE.c.conversation_id)
+            .with_for_update()
         )
         for row in rows:
             state = _State(*row)
             self._states[state.conversation_id] = state
+            self._read[state.conversation_id] = tuple(row)
         # A transaction that opens a conversation may record events about it before its
         # conversation.created (a bot's start inside the inbound hooks): start from that event's view.
         for e in events:
@@ -220,7 +226,6 @@ class _Writer:
             await self._fact("bot_run", state, e.created_at, flow_id=payload.get("flow_id"))
         elif kind == "bot.completed" and payload.get("outcome") == "resolved":
             await self._fact("bot_resolved", state, e.created_at, flow_id=payload.get("flow_id"))
-        self._dirty.add(state.conversation_id)
 
     async def _conversation(self, state: _State, conv: dict[str, Any], at: datetime) -> None:
         before = state.status
@@ -229,7 +234,9 @@ class _Writer:
         state.inbox_id = int(conv["inbox_id"])
         resolved = ConversationStatus.RESOLVED
         if state.status == resolved and before != resolved:
-            await self._fact("resolved", state, at, timed_from=state.created_at)
+            # Credited to the person who resolved it, else (a bot, a rule) to its assignee.
+            by = self._actors.get(state.conversation_id)
+            await self._fact("resolved", state, at, agent_id=by, timed_from=state.created_at)
             state.waiting_since = None  # resolved unanswered: nobody will answer that wait
         elif before == resolved and state.status != resolved:
             await self._fact("reopened", state, at)
@@ -243,6 +250,8 @@ class _Writer:
             if state.waiting_since is None:
                 state.waiting_since = at
             return
+        if kind == MessageKind.ACTIVITY and message["author_id"] is not None:
+            self._actors[state.conversation_id] = int(message["author_id"])
         if kind != MessageKind.OUTGOING:
             return  # notes and activity lines are not messages to anyone
         origin, author = message["origin"], message["author_id"]
@@ -335,7 +344,11 @@ class _Writer:
         new = [vars(self._states[i]) for i in self._new]
         if new:
             await self._session.execute(_INSERT_STATES, new)
-        changed = [{f"b_{k}": getattr(self._states[i], k) for k in _UPDATED} for i in self._dirty - self._new]
+        changed = [
+            {f"b_{k}": getattr(state, k) for k in _UPDATED}
+            for i, state in self._states.items()
+            if i not in self._new and self._read.get(i) != tuple(getattr(state, f) for f in _STATE_FIELDS)
+        ]
         if changed:
             await self._session.execute(_UPDATE_STATES, changed)
 

@@ -39,14 +39,29 @@ async def rebuild(db: Database, *, batch: int = BATCH) -> int:
             )
             if not events:
                 break
+            full = len(events) == limit and events[-1].id < last
+            if full:
+                # The last transaction may go on past the batch: its events share their time.
+                events = events[: _open_tail(events)]
+                if not events:
+                    limit *= 2  # one transaction longer than a batch: read further
+                    continue
             cut = await _whole_transactions(session, events)
-            if cut == 0 and len(events) == limit and await _created_later(session, events[0], last):
-                limit *= 2  # one transaction longer than a batch: read further
+            if cut == 0 and full and await _created_later(session, events[0], last):
+                limit *= 2
                 continue
             events = events[: cut or len(events)]
             await record_facts(session, events)
         after, replayed, limit = events[-1].id, replayed + len(events), batch
     return replayed
+
+
+def _open_tail(events: Sequence[t.Event]) -> int:
+    """Where the events written at the last event's time begin (one write gives its events one time)."""
+    index = len(events)
+    while index > 0 and events[index - 1].created_at == events[-1].created_at:
+        index -= 1
+    return index
 
 
 async def _whole_transactions(session: AsyncSession, events: Sequence[t.Event]) -> int:

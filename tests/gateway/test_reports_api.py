@@ -62,6 +62,12 @@ async def test_reports_read_the_known_timings_back(
         assert (agents[ALEX]["replies"], agents[ALEX]["conversations"]) == (2, 1)
         assert (agents[ALEX]["first_response_median"], agents[ALEX]["next_response_median"]) == (300, 600)
         assert (agents[ADA]["replies"], agents[ADA]["first_response_median"]) == (1, 900)
+        # Alex resolved A (unassigned) twice; the reopen took the first back. The bot's is nobody's.
+        assert (agents[ALEX]["resolved"], agents[ALEX]["resolution_median"], agents[ADA]["resolved"]) == (
+            1,
+            5400,
+            0,
+        )
         assert [r["agent_id"] for r in (await report(gw, "agents"))["rows"]][:2] == [ALEX, ADA]  # most first
 
         (flow,) = (await report(gw, "bots"))["rows"]

@@ -3,12 +3,15 @@ rebuild from the event log gives exactly the facts live writing gave (SQLite and
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from gateway.cli import main
 from inbox import tables as t
 from reports.rebuild import rebuild
 from tests.harness import Gateway, ManualClock, start_gateway
@@ -69,3 +72,31 @@ async def test_live_facts_follow_the_conversations_and_the_rebuild_gives_the_sam
 
 def facts_of(by_kind: dict[str, list[dict[str, Any]]], kind: str) -> list[dict[str, Any]]:
     return by_kind.get(kind, [])
+
+
+async def test_switchboard_reports_rebuild_fills_the_facts_of_an_existing_installation(
+    tmp_path: Path, clock: ManualClock, capsys
+):
+    gw = await start_gateway(tmp_path, clock=clock)
+    try:
+        await drive(gw, clock)
+        facts, states = await snapshot(gw)
+    finally:
+        await gw.close()
+    db_file = tmp_path / "switchboard.sqlite3"
+    with sqlite3.connect(db_file) as con:  # an installation from before the reports: no facts yet
+        con.execute("DELETE FROM report_facts")
+        con.execute("DELETE FROM report_conversations")
+    # The command runs its own event loop, as from a shell.
+    assert await asyncio.to_thread(main, ["reports", "rebuild", "--data-dir", str(tmp_path)]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()[-1:]
+    assert line.startswith("report facts rebuilt from ") and line.endswith(" events")
+    gw = await start_gateway(tmp_path, clock=clock)
+    try:
+        assert await snapshot(gw) == (facts, states)
+        status, body = await gw.api("GET", "/reports/summary?from=2026-03-10&to=2026-03-10")
+        assert status == 200, body
+        (row,) = body["rows"]
+        assert (row["first_responses"], row["first_response_median"], row["reopened"]) == (2, 600, 1)
+    finally:
+        await gw.close()

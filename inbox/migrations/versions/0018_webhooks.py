@@ -1,7 +1,7 @@
 """outgoing webhooks: subscriptions and their deliveries
 
-Revision ID: 0015_webhooks
-Revises: 0014_contact_tags
+Revision ID: 0018_webhooks
+Revises: 0017_broadcast_attachments
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_webhooks"
-down_revision: str | None = "0014_contact_tags"
+revision: str = "0018_webhooks"
+down_revision: str | None = "0017_broadcast_attachments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
