@@ -17,6 +17,7 @@ from gateway.api import (
     broadcasts,
     contacts,
     conversations,
+    csat,
     jobs,
     policies,
     reports,
@@ -68,6 +69,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             tickets.api,
             uploads.api,
             webhook_subscriptions.api,
+            csat.api,
         ],
         API_PREFIX,
     )

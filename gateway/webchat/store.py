@@ -79,6 +79,7 @@ class Renderer:
             frame["provider_id"] = self._reply_id(m.id, address)
             frame["status"] = m.status
             frame["agent"] = {"name": await self._name(session, m.author_id, m.origin)}
+            frame["buttons"] = list((m.raw or {}).get("buttons") or [])
         return frame
 
     async def _name(self, session: AsyncSession, author_id: int | None, origin: str) -> str:
