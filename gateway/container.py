@@ -26,7 +26,12 @@ from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
-from inbox.broadcasts import BroadcastRunner, RepliesDisabledHook
+from inbox.broadcasts import (
+    BroadcastRunner,
+    BusinessOpensFirstHook,
+    OpensHeldConversations,
+    RepliesDisabledHook,
+)
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
 from inbox.contact_limit import ContactLimitPolicy
 from inbox.csat import CsatSender, RatingHook, SurveyHook, not_sent_on_failure
@@ -194,14 +199,18 @@ def build(
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
-    # DESIGN.md §3: the plan's contact limit, consent, then the service window, then the quota (which
-    # counts, so it runs last).
+    # A held conversation (business opens first) is opened by the business's first message: that policy
+    # refuses nothing. DESIGN.md §3: the plan's contact limit, consent, then the service window, then the
+    # quota (which counts, so it runs last).
     quota = Quota(settings.effective_public_url())
-    outbox.policies.extend([ContactLimitPolicy(), ConsentPolicy(), WindowPolicy(), quota])
+    outbox.policies.extend(
+        [OpensHeldConversations(), ContactLimitPolicy(), ConsentPolicy(), WindowPolicy(), quota]
+    )
     outbox.failure_hooks.append(quota.release)
     pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
     pipeline.hooks.insert(1, RepliesDisabledHook(outbox))  # a broadcast's "allow replies: no"
-    pipeline.hooks.insert(2, RatingHook(outbox))  # a survey's answer, before routing and bots see it
+    pipeline.hooks.insert(2, BusinessOpensFirstHook(outbox))  # before routing, which skips held ones
+    pipeline.hooks.insert(3, RatingHook(outbox))  # a survey's answer, before routing and bots see it
     outbox.failure_hooks.append(not_sent_on_failure)
     mailer = SmtpMailer(settings.smtp_url, mail_domain=settings.mail_domain) if settings.smtp_url else None
     mail = MailQueue(db, mailer, clock)

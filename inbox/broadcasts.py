@@ -32,7 +32,7 @@ from inbox.events import record_event
 from inbox.i18n import N_, account_language, translator
 from inbox.jobs import JobQueue
 from inbox.model import Attachment, MessageKind, MessageStatus, TemplateRef
-from inbox.outbox import Draft, Outbox
+from inbox.outbox import Draft, Outbox, Refusal, SendContext
 from inbox.views import MessageView
 
 if TYPE_CHECKING:
@@ -49,6 +49,11 @@ BATCH = 50
 BATCHES_PER_JOB = 20
 ACTIVE = ("expanding", "sending")
 DEFAULT_AUTO_ANSWER = N_("Replies to this conversation are turned off. We have your message all the same.")
+DEFAULT_HELD_ANSWER = N_(
+    "Thanks for your message. This channel does not take new conversations; we will write to you."
+)
+# Origins of messages that open a conversation for the contact (an agent, a broadcast, a bot, an automation).
+_OPENING = ("agent", "api", "bot", "automation")
 
 # {{name}}, {{email}}, {{phone}} or {{<attribute>}}; {{name|there}} falls back to "there".
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.\-]*)\s*(?:\|([^}]*))?\}\}")
@@ -488,3 +493,67 @@ class RepliesDisabledHook:
             await outbox.submit(draft)
 
         ctx.after_commit.append(answer)
+
+
+class BusinessOpensFirstHook:
+    """Inbound hook for inboxes with ``settings["business_opens_first"]``: a contact cannot start a
+    conversation there. Inbound from a contact the business never wrote to in that conversation is
+    stored and kept aside (``meta["held"]``: shown to admins, not routed, not assigned) and gets the
+    channel's ``business_opens_first_answer`` once; the business's first message opens it
+    (``OpensHeldConversations``).
+    """
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    async def __call__(self, session: AsyncSession, ctx: InboundContext) -> None:
+        if ctx.inbox is None or not (ctx.inbox.settings or {}).get("business_opens_first"):
+            return
+        meta = ctx.conversation.meta or {}
+        if meta.get("held") is False:
+            return  # the business opened it
+        if not meta.get("held"):
+            opened = await session.scalar(
+                select(
+                    exists().where(
+                        t.Message.conversation_id == ctx.conversation.id,
+                        t.Message.kind == MessageKind.OUTGOING.value,
+                        t.Message.origin.in_(_OPENING),
+                    )
+                )
+            )
+            if opened:
+                ctx.conversation.meta = {**meta, "held": False}
+                return
+        config = ctx.channel.config or {}
+        keyword = consent_enabled(ctx.channel) and match_keyword(ctx.inbound.text, config) is not None
+        answered = bool(meta.get("held_answered")) or keyword  # a STOP gets its own confirmation
+        ctx.conversation.meta = {**meta, "held": True, "held_answered": True}
+        if answered:
+            return
+        text = config.get("business_opens_first_answer")
+        if not (isinstance(text, str) and text.strip()):
+            tr = translator(await account_language(session, ctx.channel.account_id))
+            text = tr.gettext(DEFAULT_HELD_ANSWER)
+        draft = Draft(conversation_id=ctx.conversation.id, text=text, origin="system")
+        outbox = self._outbox
+
+        async def answer() -> None:
+            await outbox.submit(draft)
+
+        ctx.after_commit.append(answer)
+
+
+class OpensHeldConversations:
+    """Outbox policy that refuses nothing: the business's first message in a held conversation opens it."""
+
+    async def check(self, session: AsyncSession, ctx: SendContext) -> Refusal | None:
+        meta = ctx.conversation.meta or {}
+        if (
+            ctx.stage == "submit"
+            and meta.get("held")
+            and ctx.draft.origin in _OPENING
+            and not ctx.draft.private
+        ):
+            ctx.conversation.meta = {**meta, "held": False}
+        return None

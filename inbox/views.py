@@ -71,6 +71,8 @@ class ConversationView(BaseModel):
     created_at: datetime
     # The contact's answers get the channel's auto-answer (inbox.broadcasts); they are stored all the same.
     replies_disabled: bool = False
+    # Kept aside: an inbox where the business opens first got a message from a contact it never wrote to.
+    held: bool = False
 
     @classmethod
     def of(cls, c: t.Conversation, labels: list[str]) -> ConversationView:
@@ -89,6 +91,7 @@ class ConversationView(BaseModel):
             last_activity_at=c.last_activity_at,
             created_at=c.created_at,
             replies_disabled=bool((c.meta or {}).get("replies_disabled")),
+            held=bool((c.meta or {}).get("held")),
         )
 
 

@@ -222,6 +222,7 @@ async def list_items(
                 last_activity_at=r.last_activity_at,
                 created_at=r.created_at,
                 replies_disabled=bool((r.meta or {}).get("replies_disabled")),
+                held=bool((r.meta or {}).get("held")),
                 contact_name=r.contact_name,
                 contact_address=r.recipient,
                 channel_kind=r.channel_kind,

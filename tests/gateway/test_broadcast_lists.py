@@ -296,3 +296,76 @@ async def test_a_broadcast_can_carry_an_image_to_every_recipient(tmp_path: Path)
         assert status == 422 and answer["error"]["details"][0]["field"] == "attachments[0]", answer
     finally:
         await gw.close()
+
+
+async def test_where_the_business_opens_first_a_contact_cannot_start_a_conversation(tmp_path: Path):
+    gw = await start_gateway(tmp_path)
+    try:
+        await configure_channel(
+            gw,
+            consent=False,
+            service_window=False,
+            metered=False,
+            business_opens_first_answer="We write first.",
+        )
+        _, inboxes = await gw.api("GET", "/inboxes")
+        (inbox,) = [i for i in inboxes["items"] if i["id"] == 1]
+        settings = {**inbox["settings"], "business_opens_first": True}
+        status, _ = await gw.api("PATCH", "/inboxes/1", json_body={"settings": settings})
+        assert status == 200
+        rule = {
+            "name": "route me",
+            "triggers": ["message_created"],
+            "conditions": [{"type": "text", "op": "contains", "value": "route me"}],
+            "actions": [{"type": "add_label", "label": "routed"}],
+        }
+        status, body = await gw.api("POST", "/rules", json_body=rule)
+        assert status == 201, body
+        loop = await gw.loopback()
+
+        async def labels(conversation_id: int) -> list[str]:
+            _, c = await gw.api("GET", f"/conversations/{conversation_id}")
+            return list(c["labels"])
+
+        # A stranger writes: stored, kept aside (not routed), answered once.
+        first = await loop.customer_writes("+15552900001", "Hi, route me please")
+        sent, _ = await loop.next_sent()
+        assert (sent.to, sent.text) == ("+15552900001", "We write first.")
+        await loop.customer_writes("+15552900001", "route me?")
+        await jobs_done(gw)
+        assert loop.sent.empty()  # one auto-answer, not one per message
+        _, held = await gw.api("GET", f"/conversations/{first.conversation_id}")
+        assert held["held"] is True and held["labels"] == [], held
+        _, page = await gw.api("GET", f"/conversations/{first.conversation_id}/messages")
+        assert {"Hi, route me please", "route me?"} <= {m["text"] for m in page["items"]}
+
+        # An agent's reply opens it: from then on the contact's messages are routed as usual.
+        status, _ = await gw.api(
+            "POST", f"/conversations/{first.conversation_id}/messages", json_body={"text": "Welcome!"}
+        )
+        assert status == 201
+        await loop.next_sent()
+        await loop.customer_writes("+15552900001", "Thanks, route me")
+        await jobs_done(gw)
+        _, opened = await gw.api("GET", f"/conversations/{first.conversation_id}")
+        assert opened["held"] is False and opened["labels"] == ["routed"], opened
+        assert loop.sent.empty()
+
+        # A broadcast recipient was written to first: their answer is routed at once.
+        await seed_contacts(gw, affiliates(1))
+        stream = await gw.stream()
+        await stream.ready()
+        _, b = await gw.api(
+            "POST",
+            "/broadcasts",
+            json_body={"channel_id": LOOPBACK, "audience": AFFILIATES, "text": "Hello!"},
+        )
+        await done(stream, b["id"])
+        await jobs_done(gw)
+        await loop.next_sent()
+        answer = await loop.customer_writes("+15552000000", "Interested, route me")
+        await jobs_done(gw)
+        assert await labels(answer.conversation_id) == ["routed"]
+        assert loop.sent.empty()
+    finally:
+        await gw.close()
