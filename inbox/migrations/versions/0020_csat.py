@@ -1,7 +1,7 @@
 """satisfaction surveys: per-inbox settings and the surveys of resolved conversations
 
-Revision ID: 0019_csat
-Revises: 0018_webhooks
+Revision ID: 0020_csat
+Revises: 0019_contact_events
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019_csat"
-down_revision: str | None = "0018_webhooks"
+revision: str = "0020_csat"
+down_revision: str | None = "0019_contact_events"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
