@@ -21,6 +21,7 @@ from gateway.metrics import Metrics
 from gateway.outgoing_webhooks import HttpPoster
 from gateway.redis_bus import RedisPokes
 from gateway.rq_jobs import RqJobs
+from gateway.sign_in_limits import SignInLimiter, sign_in_limiter
 from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
@@ -79,6 +80,7 @@ class Container:
     metrics: Metrics
     notifier: Notifier
     webhooks: WebhookSender
+    sign_ins: SignInLimiter  # failed sign-ins, shared by the gateways when scaled out
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
     pokes: RedisPokes | None = None
@@ -156,6 +158,7 @@ class Container:
         if self.pokes is not None:
             await self.pokes.stop()
         await self.leases.close()
+        await self.sign_ins.close()
         await self.bus.stop()
         await self.db.close()
         self.started = False
@@ -278,6 +281,7 @@ def build(
         metrics=Metrics(),
         notifier=notifier,
         webhooks=webhooks,
+        sign_ins=sign_in_limiter(settings.redis_url, clock),
         role=role,
         pokes=pokes,
     )
