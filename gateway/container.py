@@ -36,6 +36,7 @@ from inbox.broadcasts import (
 from inbox.caches import Caches
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
 from inbox.contact_limit import ContactLimitPolicy
+from inbox.csat import CsatSender, RatingHook, SurveyHook, not_sent_on_failure
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -80,6 +81,7 @@ class Container:
     metrics: Metrics
     notifier: Notifier
     webhooks: WebhookSender
+    csat: CsatSender
     caches: Caches
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
@@ -115,6 +117,7 @@ class Container:
         await self.mail.start()
         if self.role == "gateway":
             await self.webhooks.start()
+            await self.csat.start()
         if self.role == "gateway":
             self.adapters.leases = self.leases  # pollers run once across the cluster
             await self.adapters.start_all()
@@ -155,6 +158,7 @@ class Container:
             await self.queue_watcher.stop()
         await self.adapters.stop_all()
         await self.webhooks.stop()
+        await self.csat.stop()
         await self.mail.stop()
         await self.jobs.stop()
         if isinstance(self.webhooks.poster, HttpPoster):
@@ -229,6 +233,8 @@ def build(
     pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
     pipeline.hooks.insert(1, RepliesDisabledHook(outbox))  # a broadcast's "allow replies: no"
     pipeline.hooks.insert(2, BusinessOpensFirstHook(outbox))  # before routing, which skips held ones
+    pipeline.hooks.insert(3, RatingHook(outbox))  # a survey's answer, before routing and bots see it
+    outbox.failure_hooks.append(not_sent_on_failure)
     mailer = SmtpMailer(settings.smtp_url, mail_domain=settings.mail_domain) if settings.smtp_url else None
     mail = MailQueue(db, mailer, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
@@ -260,6 +266,11 @@ def build(
     delivery_hook = DeliveryHook(caches)
     db.on_events.append(delivery_hook)
     db.after_commit.append(lambda events: webhooks.poke() if delivery_hook.has_deliveries(events) else None)
+    # Surveys are scheduled with the resolution; the sender looks right after such a commit.
+    csat = CsatSender(db, outbox, clock)
+    survey_hook = SurveyHook()
+    db.on_events.append(survey_hook)
+    db.after_commit.append(lambda events: csat.poke() if survey_hook.has_surveys(events) else None)
     smtp = SmtpServer(
         db,
         adapters,
@@ -298,6 +309,7 @@ def build(
         metrics=Metrics(),
         notifier=notifier,
         webhooks=webhooks,
+        csat=csat,
         caches=caches,
         role=role,
         pokes=pokes,
