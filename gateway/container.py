@@ -42,6 +42,7 @@ from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
 from inbox.jobs import InProcessJobs
 from inbox.mail import MailQueue
+from inbox.mail_tickets import TicketsFromMail
 from inbox.media import MediaStore
 from inbox.model import ChannelKind
 from inbox.notifications import Notifier
@@ -245,7 +246,7 @@ def build(
     assigner = Assigner(db, jobs, clock)
     bots = BotRunner(db, jobs, outbox, clock, humans=assigner.assign)
     routing = RoutingHook(outbox, assigner, bots=bots.launch, consent=consent_of)
-    pipeline.hooks += [routing, bots.hook]
+    pipeline.hooks += [routing, bots.hook, TicketsFromMail(settings.mail_domain)]
     broadcasts = BroadcastRunner(db, jobs, outbox, clock)
     queue_watcher = QueueWatcher(bus, assigner)
     # Notices for users are rows written with the events they come from (and their mail with them).
