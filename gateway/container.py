@@ -19,7 +19,7 @@ from gateway.leases import Exclusive, Leases, LocalLeases, RedisLeases
 from gateway.mailer import SmtpMailer
 from gateway.metrics import Metrics
 from gateway.outgoing_webhooks import HttpPoster
-from gateway.redis_bus import RedisPokes
+from gateway.redis_bus import RedisCacheDrops, RedisPokes
 from gateway.rq_jobs import RqJobs
 from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.sweeper import sweep_forever
@@ -33,6 +33,7 @@ from inbox.broadcasts import (
     OpensHeldConversations,
     RepliesDisabledHook,
 )
+from inbox.caches import Caches
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
 from inbox.contact_limit import ContactLimitPolicy
 from inbox.csat import CsatSender, RatingHook, SurveyHook, not_sent_on_failure
@@ -82,9 +83,11 @@ class Container:
     notifier: Notifier
     webhooks: WebhookSender
     csat: CsatSender
+    caches: Caches
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
     pokes: RedisPokes | None = None
+    cache_drops: RedisCacheDrops | None = None
     started: bool = field(default=False)
     _exclusives: list[Exclusive] = field(default_factory=list)
 
@@ -101,6 +104,7 @@ class Container:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db.connect()
+        self.caches.attach(self.db)
         await migrate(self.db)
         if self.role == "gateway":
             await self.bus.start()
@@ -108,6 +112,8 @@ class Container:
             self.db.after_commit.append(self._committed)
         if self.pokes is not None:
             await self.pokes.start()
+        if self.cache_drops is not None:
+            await self.cache_drops.start()
         await self.jobs.start()
         await self.mail.start()
         if self.role == "gateway":
@@ -160,8 +166,11 @@ class Container:
             await self.webhooks.poster.stop()
         if self.pokes is not None:
             await self.pokes.stop()
+        if self.cache_drops is not None:
+            await self.cache_drops.stop()
         await self.leases.close()
         await self.bus.stop()
+        self.caches.detach()
         await self.db.close()
         self.started = False
 
@@ -179,6 +188,9 @@ def build(
     jobs: InProcessJobs | RqJobs
     leases: Leases
     pokes: RedisPokes | None = None
+    cache_drops: RedisCacheDrops | None = None
+    # Rarely changing rows read once per process; commits that change them drop them (caches.py).
+    caches = Caches()
     if settings.redis_url:
         jobs = RqJobs(
             settings.redis_url,
@@ -187,6 +199,7 @@ def build(
         )
         leases = RedisLeases(settings.redis_url, ttl=settings.poller_lease_seconds)
         pokes = RedisPokes(settings.redis_url, bus, listen=role == "gateway")
+        cache_drops = RedisCacheDrops(settings.redis_url, caches)
     else:
         jobs = InProcessJobs(concurrency=settings.job_concurrency)
         leases = LocalLeases()
@@ -202,13 +215,20 @@ def build(
     db.on_events.append(record_facts)  # report facts commit with the events they come from
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks += [record_visitor_context, follow_number_change]
-    outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
+    outbox = Outbox(
+        db,
+        jobs,
+        adapters.get,
+        clock,
+        lease=timedelta(seconds=settings.dispatch_lease_seconds),
+        caches=caches,
+    )
     # A held conversation (business opens first) is opened by the business's first message: that policy
     # refuses nothing. DESIGN.md §3: the plan's contact limit, consent, then the service window, then the
     # quota (which counts, so it runs last).
     quota = Quota(settings.effective_public_url())
     outbox.policies.extend(
-        [OpensHeldConversations(), ContactLimitPolicy(), ConsentPolicy(), WindowPolicy(), quota]
+        [OpensHeldConversations(), ContactLimitPolicy(), ConsentPolicy(), WindowPolicy(caches), quota]
     )
     outbox.failure_hooks.append(quota.release)
     pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
@@ -244,7 +264,7 @@ def build(
     )
     jobs.register(WEBHOOK_JOB, webhooks.run)
     # Deliveries are written with their events; the sender looks right after such a commit.
-    delivery_hook = DeliveryHook()
+    delivery_hook = DeliveryHook(caches)
     db.on_events.append(delivery_hook)
     db.after_commit.append(lambda events: webhooks.poke() if delivery_hook.has_deliveries(events) else None)
     # Surveys are scheduled with the resolution; the sender looks right after such a commit.
@@ -291,8 +311,10 @@ def build(
         notifier=notifier,
         webhooks=webhooks,
         csat=csat,
+        caches=caches,
         role=role,
         pokes=pokes,
+        cache_drops=cache_drops,
     )
     adapters.undelivered = EmailFallback(container)
     return container
