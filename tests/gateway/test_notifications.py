@@ -264,7 +264,9 @@ async def test_notices_and_their_mail_are_in_the_agents_language(
         (mail,) = await smtp_sink.wait_for(1)
         message = message_from_bytes(mail.content, policy=email.policy.default)
         assert message["Subject"] == "A conversa #1 foi atribuída a você"
-        body = message.get_body(preferencelist=("plain",)).get_content()
+        plain = message.get_body(preferencelist=("plain",))
+        assert plain is not None
+        body = plain.get_content()
         assert "Abrir: " in body and "Mude o que você recebe" in body and "Open:" not in body
 
         # Two notices held back by the window go out in one mail whose subject counts them in Portuguese.
