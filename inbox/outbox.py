@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from inbox import tables as t
+from inbox.caches import Caches
 from inbox.db import Clock, Database
 from inbox.events import record_event
 from inbox.jobs import JobQueue
@@ -209,8 +210,10 @@ class Outbox:
         max_attempts: int = 8,
         backoff: Callable[[int, float | None], float] = default_backoff,
         lease: timedelta = timedelta(minutes=2),
+        caches: Caches | None = None,
     ) -> None:
         self._db = db
+        self._caches = caches
         self._jobs = jobs
         self._adapters = adapters
         self._clock = clock
@@ -346,7 +349,7 @@ class Outbox:
                 thread_key=conversation.thread_key,
                 reply_to_provider_id=await _last_inbound_provider_id(session, conversation.id),
                 references=await _thread_provider_ids(session, conversation.id, message.id),
-                sender_name=await _display_name(session, message.author_id),
+                sender_name=await _display_name(session, message.author_id, self._caches),
             )
 
         try:
@@ -608,12 +611,22 @@ def _draft_of(message: t.Message) -> Draft:
     )
 
 
-async def _display_name(session: AsyncSession, author_id: int | None) -> str | None:
+_DISPLAY_NAME = select(t.AgentProfile.display_name).where(t.AgentProfile.user_id == bindparam("user_id"))
+
+
+async def _display_name(session: AsyncSession, author_id: int | None, caches: Caches | None) -> str | None:
     """The author's display name from their agent profile, if they set one."""
     if author_id is None:
         return None
-    profile = await session.get(t.AgentProfile, author_id)
-    return profile.display_name if profile is not None else None
+
+    async def load() -> str | None:
+        conn = await session.connection()
+        name: str | None = (await conn.execute(_DISPLAY_NAME, {"user_id": author_id})).scalar()
+        return name
+
+    if caches is None:
+        return await load()
+    return await caches.get(session, ("display_name", author_id), (t.AgentProfile.__tablename__,), load)
 
 
 async def _last_inbound_provider_id(session: AsyncSession, conversation_id: int) -> str | None:

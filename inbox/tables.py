@@ -1106,3 +1106,54 @@ class Segmentation(Base):
 
 
 __all__ += ["ContactEvent", "EventSource", "Product", "Segmentation"]
+
+
+# -- satisfaction surveys (inbox/csat.py) ------------------------------------------------------------
+
+
+class CsatSetting(Base):
+    """An inbox's survey after resolution: on or off, delay, question, scale, follow-up, template."""
+
+    __tablename__ = "csat_settings"
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    delay_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)  # None: the default, translated
+    scale: Mapped[str] = mapped_column(String(16), default="numbers")  # numbers (1-5) or emoji
+    follow_up: Mapped[bool] = mapped_column(Boolean, default=False)  # ask for a comment after the rating
+    template_name: Mapped[str | None] = mapped_column(String(512), nullable=True)  # outside the window
+    template_language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CsatSurvey(Base):
+    """One survey of one resolved conversation: scheduled, then sent or not sent (with the reason),
+    then answered with a rating 1-5 (and perhaps a comment). Credited to the agent who had it."""
+
+    __tablename__ = "csat_surveys"
+    __table_args__ = (
+        Index("ix_csat_surveys_status_send_at", "status", "send_at"),
+        Index("ix_csat_surveys_account_answered", "account_id", "answered_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    inbox_id: Mapped[int] = mapped_column(BigInteger)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # scheduled, sent, not_sent, awaiting_comment, answered
+    scale: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)  # why not sent
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["CsatSetting", "CsatSurvey"]
