@@ -3,8 +3,8 @@
 The roll-ups start empty: run ``switchboard reports rebuild`` once after upgrading (it replays the
 event log into the facts and their roll-ups).
 
-Revision ID: 0020_report_rollups
-Revises: 0019_contact_events
+Revision ID: 0021_report_rollups
+Revises: 0020_csat
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0020_report_rollups"
-down_revision: str | None = "0019_contact_events"
+revision: str = "0021_report_rollups"
+down_revision: str | None = "0020_csat"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
