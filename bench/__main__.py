@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, ingest, query, quota, send, widgets
+from bench import audience, fanout, ingest, query, quota, reporting, send, widgets
 from bench.common import raise_nofile
 from bench.deployment import GATEWAYS, MODES, WORKERS
 
 RESULTS = Path(__file__).parent / "results"
-FIGURES = ("ingest", "send", "fanout", "widgets", "query", "quota")
+FIGURES = ("ingest", "send", "fanout", "widgets", "query", "quota", "reports", "audience")
 SCALE_OUT = "+scale-out"  # suffix of a figure's key in the results when measured in scale-out mode
 
 
@@ -81,6 +81,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             requests=50 if quick else 300,
             env=env,
             mode=mode,
+        ),
+        "reports": lambda env, mode: reporting.run(
+            conversations=args.conversations or (5_000 if quick else 200_000),
+            per_conversation=10,
+            requests=20 if quick else 100,
+            env=env,
+            mode=mode,
+        ),
+        "audience": lambda env, mode: audience.run(
+            contacts=args.conversations or (20_000 if quick else 1_000_000),
+            requests=10 if quick else 30,
+            env=env,
         ),
         "quota": lambda env, mode: quota.run(
             sends=args.quota_sends or (300 if quick else 10_000),
@@ -183,6 +195,27 @@ def table(results: dict[str, Any]) -> str:
                 f"| inbox query {name} {_label(q)} ({q['conversations']:,} conv, {q['messages']:,} msg) | "
                 f"p50 {q[name]['p50_ms']} ms, p99 {q[name]['p99_ms']} ms | — | — | {q['target']} | {usage} |"
             )
+    for key in _keys(results, "reports"):
+        r = results[key]
+        for i, name in enumerate(reporting.REQUESTS):
+            usage = _usage(r) if i == 0 else " | "
+            rows.append(
+                f"| reports {name} {_label(r)} ({r['conversations']:,} conv, {r['messages']:,} msg, "
+                f"{r['facts']:,} facts, 90 days) | p50 {r[name]['p50_ms']} ms, p99 {r[name]['p99_ms']} ms; "
+                f"{r[name]['gateway_cpu_ms_per_request']} ms CPU/request | — | — | {r['target']} | {usage} |"
+            )
+    for key in _keys(results, "audience"):
+        r = results[key]
+        base = r["baseline_all_contacts"]
+        for i, name in enumerate(("tag", "attribute_range", "combined_with_exclusions")):
+            usage = _usage(r) if i == 0 else " | "
+            f = r[name]
+            rows.append(
+                f"| audience preview {name} {_label(r)} ({r['contacts']:,} contacts, {f['matched']:,} match) | "
+                f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms; {f['gateway_cpu_ms_per_request']} ms CPU/request | "
+                f"all contacts: p99 {base['p99_ms']} ms | {round(f['p99_ms'] / base['p99_ms'], 2)}× | "
+                f"{r['target']} | {usage} |"
+            )
     for key in _keys(results, "widgets"):
         r = results[key]
         each = r.get("rss_open_each_mb", [])
@@ -218,7 +251,7 @@ def table(results: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", help="comma-separated: ingest,send,fanout,widgets,query,quota")
+    parser.add_argument("--only", help="comma-separated: ingest,send,fanout,widgets,query,quota,reports")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument(
         "--loops", default="uvloop,asyncio", help="event loops for the gateway, first is the default"
@@ -229,10 +262,10 @@ if __name__ == "__main__":
         "--send-via",
         choices=send.VIA,
         default="broadcasts",
-        help="send figure: POST /broadcasts of 500 recipients (default) or one POST /messages each",
+        help="send figure: POST /broadcasts of 500 recipients (default), one POST /messages each, or one broadcast to an audience",
     )
     parser.add_argument("--sockets", type=int, help="idle widget sockets")
-    parser.add_argument("--conversations", type=int, help="inbox query data size")
+    parser.add_argument("--conversations", type=int, help="inbox query and reports data size")
     parser.add_argument("--quota-sends", type=int)
     parser.add_argument("--quota-limit", type=int)
     parser.add_argument(

@@ -7,7 +7,9 @@ Every send is accounted for at the end: the messages' final statuses are counted
 
 ``via="broadcasts"`` (the default) sends the broadcast as the product does: ``POST /api/v1/broadcasts``
 with ``BROADCAST_SIZE`` recipients each, a few requests in flight; ``via="messages"`` sends one
-``POST /api/v1/messages`` per recipient with ``concurrency`` in flight (the earlier figure).
+``POST /api/v1/messages`` per recipient with ``concurrency`` in flight (the earlier figure);
+``via="audience"`` (embedded only) writes ``total`` tagged contacts into the gateway's SQLite file and
+sends one ``POST /api/v1/broadcasts`` to that audience, listed and sent by the background runner.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import asyncio
 import itertools
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -37,7 +42,8 @@ from bench.deployment import deploy
 
 PNID = "100000000000009"
 TEMPLATE = {"name": "hello_world", "language": "en_US"}
-VIA = ("broadcasts", "messages")
+VIA = ("broadcasts", "messages", "audience")
+AUDIENCE_TAG = "bench-audience"
 BROADCAST_SIZE = 500  # recipients per POST /broadcasts (the API takes up to 1,000)
 BROADCASTS_IN_FLIGHT = 2
 
@@ -193,11 +199,29 @@ async def run(
                     await resp.read()
                     return resp.status == 201
 
+            if via == "audience":
+                if gw.database_url is not None:
+                    raise ValueError(
+                        "via audience: embedded mode only (the contacts go into its SQLite file)"
+                    )
+                seed_audience(gw.data_dir / "switchboard.sqlite3", total)
             cpu_before = gw.cpu_now()
             profiler = gw.profile("send", 20)
             began = time.monotonic()
+            broadcast_id = None
             if via == "messages":
                 lat, errors, elapsed = await many(total, concurrency, through)
+            elif via == "audience":
+                body = {
+                    "channel_id": channel["id"],
+                    "title": "bench",
+                    "audience": {"conditions": [{"tags": {"any": [AUDIENCE_TAG]}}]},
+                    "template": TEMPLATE,
+                }
+                t0 = time.perf_counter()
+                created = await api(http, gw, "POST", "/broadcasts", body)
+                lat, errors, elapsed = [time.perf_counter() - t0], 0, time.perf_counter() - t0
+                broadcast_id = created["id"]
             else:
                 # Latencies are per broadcast request; accepted and errors count recipients.
                 lat, failed, elapsed = await many(len(chunks), BROADCASTS_IN_FLIGHT, broadcast)
@@ -210,11 +234,21 @@ async def run(
             query = "SELECT status, count(*) FROM messages WHERE channel_id = ? AND kind = 'outgoing' GROUP BY status"
             while True:
                 counts: dict[str, int] = dict(await gw.rows(query, (channel["id"],)))
-                if not counts.get("queued") or time.monotonic() - waited > 300:
+                running = broadcast_id is not None and (
+                    await gw.rows("SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,))
+                )[0][0] in ("expanding", "sending")
+                if (not counts.get("queued") and not running) or time.monotonic() - waited > 600:
                     break
                 await asyncio.sleep(1)  # polling another process's database: no event to wait on
             drained = time.monotonic() - began
             accepted = len(lat) if via == "messages" else total - errors
+            if broadcast_id is not None:  # recipients with a message, each exactly once
+                ((accepted, twice),) = await gw.rows(
+                    "SELECT count(DISTINCT contact_id), count(*) - count(DISTINCT contact_id)"
+                    " FROM broadcast_recipients WHERE broadcast_id = ? AND message_id IS NOT NULL",
+                    (broadcast_id,),
+                )
+                results["recipients_twice"] = twice
             results["gateway"] = {
                 **summary_ms(lat),
                 "accepted": accepted,
@@ -235,6 +269,29 @@ async def run(
     results["ratio"] = round(results["gateway"]["sends_per_s"] / results["baseline"]["sends_per_s"], 2)
     results["target"] = ">= 0.5 of the simulator's own rate; all sends accounted for"
     return results
+
+
+def seed_audience(db_file: Path, total: int) -> None:
+    """``total`` contacts with the WhatsApp addresses ``recipient(n)`` and the bench's tag, in one go."""
+    con = sqlite3.connect(db_file, isolation_level=None, timeout=60)
+    at = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    first = con.execute("SELECT COALESCE(MAX(id), 0) FROM contacts").fetchone()[0] + 1
+    ids = range(first, first + total)
+    con.execute("BEGIN IMMEDIATE")
+    con.executemany(
+        "INSERT INTO contacts (id, account_id, name, phone, attributes, labels, created_at) VALUES (?,1,?,?,'{}','[]',?)",
+        ((cid, f"Bench {n}", recipient(n), at) for n, cid in enumerate(ids)),
+    )
+    con.executemany(
+        "INSERT INTO contact_identities (account_id, kind, address, contact_id) VALUES (1, 'whatsapp', ?, ?)",
+        ((recipient(n), cid) for n, cid in enumerate(ids)),
+    )
+    con.executemany(
+        "INSERT INTO contact_tags (contact_id, tag, account_id, source, created_at) VALUES (?, ?, 1, 'manual', ?)",
+        ((cid, AUDIENCE_TAG, at) for cid in ids),
+    )
+    con.execute("COMMIT")
+    con.close()
 
 
 async def broadcast_channel(

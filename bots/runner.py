@@ -124,6 +124,7 @@ class BotRunner:
         await session.flush()
         _set_bot_meta(conversation, status=ACTIVE, run_id=run.id, flow_id=row.id, name=row.name)
         await add_activity(session, conversation, f"Bot “{row.name}” took the conversation", now, None)
+        await _record_run(session, "bot.started", conversation, run, now)
         return run.id
 
     async def hook(self, session: AsyncSession, ctx: InboundContext) -> None:
@@ -368,6 +369,7 @@ class _Turn:
     async def complete(self, resolve: bool) -> None:
         self.run.status, self.run.ended_at = COMPLETED, self.now
         self.run.outcome = "resolved" if resolve else "completed"
+        await _record_run(self.session, "bot.completed", self.conversation, self.run, self.now)
         _set_bot_meta(self.conversation, status=COMPLETED)
         actor = f"Bot “{self.flow_name}”"
         if resolve:
@@ -425,6 +427,21 @@ class _Turn:
             },
         )
         self.released = True
+
+
+async def _record_run(
+    session: AsyncSession, type_: str, conversation: t.Conversation, run: t.BotRun, now: datetime
+) -> None:
+    """``bot.started`` / ``bot.completed``: a run began or ended by itself (reports count them)."""
+    await record_event(
+        session,
+        type_,
+        account_id=conversation.account_id,
+        now=now,
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
+        payload={"run_id": run.id, "flow_id": run.flow_id, "outcome": run.outcome},
+    )
 
 
 def _as_one(drafts: list[Draft]) -> list[Draft]:

@@ -12,15 +12,19 @@ from sqlalchemy import text
 
 from gateway.api import (
     admin,
+    audiences,
     bots,
     broadcasts,
     contacts,
     conversations,
     jobs,
     policies,
+    reports,
     routing,
     tickets,
+    uploads,
     web_session,
+    webhook_subscriptions,
     worklist,
 )
 from gateway.api.auth import auth_middleware
@@ -59,7 +63,11 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             policies.api,
             jobs.api,
             broadcasts.api,
+            audiences.api,
+            reports.api,
             tickets.api,
+            uploads.api,
+            webhook_subscriptions.api,
         ],
         API_PREFIX,
     )

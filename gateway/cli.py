@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: serve, worker, migrate, user create, bot load, simulator."""
+"""The ``switchboard`` command: serve, worker, migrate, user create, bot load, reports rebuild, simulator."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from inbox import tables as t
 from inbox.identities import InvalidAddress, normalize_email
 from inbox.model import Role
 from inbox.schema import migrate
+from reports.rebuild import rebuild
 
 _LOGGER = logging.getLogger("switchboard")
 
@@ -160,6 +161,20 @@ async def _bot_load(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reports_rebuild(args: argparse.Namespace) -> int:
+    """Replay the event log into the report facts (with the gateways stopped)."""
+    container = build(_settings(args))
+    container.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    container.db.connect()
+    try:
+        await migrate(container.db)
+        events = await rebuild(container.db)
+    finally:
+        await container.db.close()
+    print(f"report facts rebuilt from {events} events")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="switchboard", description="Unified inbox and channel gateway")
     sub = p.add_subparsers(dest="command", required=True)
@@ -199,6 +214,12 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("file")
     load.add_argument("--name", help="defaults to the file's name: field, else its file name")
     storage(load)
+    reports = sub.add_parser("reports", help="report facts")
+    reports_sub = reports.add_subparsers(dest="reports_command", required=True)
+    rebuild_cmd = reports_sub.add_parser(
+        "rebuild", help="rebuild the report facts from the event log (stop the gateways first)"
+    )
+    storage(rebuild_cmd)
     add_simulator_commands(sub)  # simulator, simulate send|load
     return p
 
@@ -234,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_user_create(args))
     if args.command == "bot" and args.bot_command == "load":
         return asyncio.run(_bot_load(args))
+    if args.command == "reports" and args.reports_command == "rebuild":
+        return asyncio.run(_reports_rebuild(args))
     return 2
 
 

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     poller_lease_seconds: float = Field(default=15.0, gt=0)  # a dead poller's channel moves after this
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus for a worker
     metrics_token: str | None = None  # set: GET /metrics needs "Authorization: Bearer <token>"
+    # Outgoing webhooks (inbox/webhooks.py): private, loopback and link-local targets are refused unless
+    # this is set (request forgery); a delivery is retried this long before its subscription is disabled.
+    webhooks_allow_private: bool = False
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhooks_retry_hours: float = Field(default=24.0, gt=0)
 
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.leases import Exclusive, Leases, LocalLeases, RedisLeases
 from gateway.mailer import SmtpMailer
 from gateway.metrics import Metrics
+from gateway.outgoing_webhooks import HttpPoster
 from gateway.redis_bus import RedisPokes
 from gateway.rq_jobs import RqJobs
 from gateway.smtp import SmtpSecurity, SmtpServer
@@ -25,7 +26,14 @@ from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
 from inbox.blocking import MarkBlocked, clear_blocked
+from inbox.broadcasts import (
+    BroadcastRunner,
+    BusinessOpensFirstHook,
+    OpensHeldConversations,
+    RepliesDisabledHook,
+)
 from inbox.consent import ConsentPolicy, KeywordHook, consent_of
+from inbox.contact_limit import ContactLimitPolicy
 from inbox.db import Clock, Database, sqlite_url, utcnow
 from inbox.events import EventBus
 from inbox.inbound import InboundPipeline
@@ -37,7 +45,10 @@ from inbox.outbox import Outbox
 from inbox.quota import Quota
 from inbox.schema import migrate
 from inbox.tables import Event
+from inbox.webhook_sender import WEBHOOK_JOB, WebhookSender
+from inbox.webhooks import DeliveryHook
 from inbox.windows import WindowPolicy
+from reports.facts import record_facts
 from routing.assignment import Assigner, QueueWatcher
 from routing.engine import RoutingHook
 
@@ -58,11 +69,13 @@ class Container:
     assigner: Assigner
     routing: RoutingHook
     bots: BotRunner
+    broadcasts: BroadcastRunner
     queue_watcher: QueueWatcher
     mail: MailQueue
     smtp: SmtpServer
     leases: Leases
     metrics: Metrics
+    webhooks: WebhookSender
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
     pokes: RedisPokes | None = None
@@ -92,6 +105,8 @@ class Container:
         await self.jobs.start()
         await self.mail.start()
         if self.role == "gateway":
+            await self.webhooks.start()
+        if self.role == "gateway":
             self.adapters.leases = self.leases  # pollers run once across the cluster
             await self.adapters.start_all()
             await self.smtp.start()
@@ -115,6 +130,9 @@ class Container:
             runs = await self.bots.resume()
             if runs:
                 _LOGGER.info("resuming %d bot runs", runs)
+            broadcasts = await self.broadcasts.resume()
+            if broadcasts:
+                _LOGGER.info("resuming %d broadcasts", broadcasts)
         self.started = True
 
     async def stop(self) -> None:
@@ -127,8 +145,11 @@ class Container:
             await self.smtp.stop()
             await self.queue_watcher.stop()
         await self.adapters.stop_all()
+        await self.webhooks.stop()
         await self.mail.stop()
         await self.jobs.stop()
+        if isinstance(self.webhooks.poster, HttpPoster):
+            await self.webhooks.poster.stop()
         if self.pokes is not None:
             await self.pokes.stop()
         await self.leases.close()
@@ -170,14 +191,21 @@ def build(
         mail_domain=settings.mail_domain,
         smtp_url=settings.smtp_url,
     )
+    db.on_events.append(record_facts)  # report facts commit with the events they come from
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
     pipeline.hooks.append(record_visitor_context)
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
-    # DESIGN.md §3: consent, then the service window, then the quota (which counts, so it runs last).
+    # A held conversation (business opens first) is opened by the business's first message: that policy
+    # refuses nothing. DESIGN.md §3: the plan's contact limit, consent, then the service window, then the
+    # quota (which counts, so it runs last).
     quota = Quota(settings.effective_public_url())
-    outbox.policies.extend([ConsentPolicy(), WindowPolicy(), quota])
+    outbox.policies.extend(
+        [OpensHeldConversations(), ContactLimitPolicy(), ConsentPolicy(), WindowPolicy(), quota]
+    )
     outbox.failure_hooks.append(quota.release)
     pipeline.hooks.insert(0, KeywordHook(outbox))  # consent keywords before routing and bots
+    pipeline.hooks.insert(1, RepliesDisabledHook(outbox))  # a broadcast's "allow replies: no"
+    pipeline.hooks.insert(2, BusinessOpensFirstHook(outbox))  # before routing, which skips held ones
     mailer = SmtpMailer(settings.smtp_url, mail_domain=settings.mail_domain) if settings.smtp_url else None
     mail = MailQueue(db, mailer, clock)
     adapters.bind(pipeline.receive, outbox.apply_status)
@@ -189,7 +217,21 @@ def build(
     bots = BotRunner(db, jobs, outbox, clock, humans=assigner.assign)
     routing = RoutingHook(outbox, assigner, bots=bots.launch, consent=consent_of)
     pipeline.hooks += [routing, bots.hook]
+    broadcasts = BroadcastRunner(db, jobs, outbox, clock)
     queue_watcher = QueueWatcher(bus, assigner)
+    webhooks = WebhookSender(
+        db,
+        jobs,
+        HttpPoster(timeout=settings.webhooks_timeout_seconds, allow_private=settings.webhooks_allow_private),
+        clock,
+        retry_for=timedelta(hours=settings.webhooks_retry_hours),
+        mail_queued=mail.poke,
+    )
+    jobs.register(WEBHOOK_JOB, webhooks.run)
+    # Deliveries are written with their events; the sender looks right after such a commit.
+    delivery_hook = DeliveryHook()
+    db.on_events.append(delivery_hook)
+    db.after_commit.append(lambda events: webhooks.poke() if delivery_hook.has_deliveries(events) else None)
     smtp = SmtpServer(
         db,
         adapters,
@@ -220,11 +262,13 @@ def build(
         assigner=assigner,
         routing=routing,
         bots=bots,
+        broadcasts=broadcasts,
         queue_watcher=queue_watcher,
         mail=mail,
         smtp=smtp,
         leases=leases,
         metrics=Metrics(),
+        webhooks=webhooks,
         role=role,
         pokes=pokes,
     )

@@ -38,6 +38,7 @@ class ConversationPatch:
     team_id: int | object | None = _UNSET
     priority: Priority | None = None
     labels: list[str] | None = None
+    replies_disabled: bool | None = None
 
 
 async def add_activity(
@@ -82,7 +83,10 @@ async def apply_patch(
 ) -> ConversationView:
     """Apply a validated patch. The caller has checked that ids exist and the actor may do this."""
     lines: list[str] = []
+    # What changed, on the event (webhooks derive conversation.status_changed and .assigned from it).
+    changes: list[dict[str, object]] = []
     if patch.status is not None and patch.status != conversation.status:
+        changes.append({"field": "status", "old": str(conversation.status), "new": str(patch.status)})
         conversation.status = patch.status
         conversation.resolved_at = now if patch.status == ConversationStatus.RESOLVED else None
         conversation.snoozed_until = (
@@ -92,6 +96,7 @@ async def apply_patch(
     if patch.assignee_id is not _UNSET and patch.assignee_id != conversation.assignee_id:
         assignee_id = patch.assignee_id
         assert assignee_id is None or isinstance(assignee_id, int)
+        changes.append({"field": "assignee_id", "old": conversation.assignee_id, "new": assignee_id})
         conversation.assignee_id = assignee_id
         if assignee_id is None:
             lines.append(f"{actor} unassigned the conversation")
@@ -116,6 +121,10 @@ async def apply_patch(
             )
             session.add_all([t.ConversationLabel(conversation_id=conversation.id, label=x) for x in wanted])
             lines.append(f"{actor} set labels: {', '.join(wanted) or 'none'}")
+    disabled = bool((conversation.meta or {}).get("replies_disabled"))
+    if patch.replies_disabled is not None and patch.replies_disabled != disabled:
+        set_replies_disabled(conversation, patch.replies_disabled)
+        lines.append(f"{actor} {'disabled' if patch.replies_disabled else 'enabled'} replies")
     for line in lines:
         await add_activity(session, conversation, line, now, actor_id)
     await session.flush()
@@ -130,9 +139,28 @@ async def apply_patch(
             now=now,
             inbox_id=conversation.inbox_id,
             conversation_id=conversation.id,
-            payload={"conversation": dump(view)},
+            payload={"conversation": dump(view), "changes": changes},
         )
     return view
+
+
+def set_replies_disabled(
+    conversation: t.Conversation, disabled: bool, broadcast_id: int | None = None
+) -> None:
+    """Turn the contact's replies off (they get the channel's auto-answer) or on again.
+
+    Kept in ``meta`` so the inbound path reads it with the conversation it already loaded.
+    """
+    meta = {
+        k: v
+        for k, v in (conversation.meta or {}).items()
+        if k not in ("replies_disabled", "replies_broadcast")
+    }
+    if disabled:
+        meta["replies_disabled"] = True
+        if broadcast_id is not None:
+            meta["replies_broadcast"] = broadcast_id
+    conversation.meta = meta  # a new dict: the JSON column sees the change
 
 
 async def find_or_open_conversation(

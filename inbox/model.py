@@ -82,6 +82,7 @@ class Reason(StrEnum):
     CHANNEL_ERROR = "channel_error"
     BLOCKED_BY_USER = "blocked_by_user"
     MESSAGE_TOO_LONG = "message_too_long"
+    CONTACT_LIMIT = "contact_limit"  # the contact is past the plan's contact limit (inbox.contact_limit)
 
 
 class Attachment(BaseModel):

@@ -288,15 +288,22 @@ async def labels_for(session: AsyncSession, conversation_ids: list[int]) -> dict
 
 
 async def list_by_id(
-    session: AsyncSession, stmt: Any, id_column: Any, limit: int, cursor: str | None
+    session: AsyncSession,
+    stmt: Any,
+    id_column: Any,
+    limit: int,
+    cursor: str | None,
+    *,
+    newest_first: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """Ascending-id paging for messages, contacts, users and the like."""
+    """Id-ordered paging for messages, contacts, users and the like (ascending unless ``newest_first``)."""
     if cursor:
         (after,) = decode_cursor(cursor, 1)
         if not isinstance(after, int):
             raise BadCursor("cursor is not one this server issued")
-        stmt = stmt.where(id_column > after)
-    rows = list(await session.scalars(stmt.order_by(id_column).limit(limit + 1)))
+        stmt = stmt.where(id_column < after if newest_first else id_column > after)
+    order = id_column.desc() if newest_first else id_column
+    rows = list(await session.scalars(stmt.order_by(order).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -65,6 +67,9 @@ class Account(Base):
     # Server texts (alert mails, confirmations) and the default of its users' pages: inbox.i18n.
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     included_conversations: Mapped[int] = mapped_column(Integer, default=1000)
+    # The plan's contact limit (None: none). Contacts past it, by capture order, receive no
+    # business-initiated sends (inbox.contact_limit).
+    contact_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -141,6 +146,8 @@ class Contact(Base):
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Created by an event from an integration (POST /events), not by a message: the AUTO label.
+    auto_captured: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -567,6 +574,60 @@ __all__ += [
 ]
 
 
+# -- reports (reports/): facts written as the events happen, read by GET /reports/* (issue 18) -------
+
+
+class ReportConversation(Base):
+    """A conversation as the reports follow it: its place and owner, and what it waits for."""
+
+    __tablename__ = "report_conversations"
+    conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    inbox_id: Mapped[int] = mapped_column(BigInteger)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    channel_kind: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The oldest contact message nobody has answered yet (reset to the hand-off time when a bot lets go).
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    responded: Mapped[bool] = mapped_column(Boolean, default=False)  # the first response is recorded
+
+
+class ReportFact(Base):
+    """One thing that happened, on the local day of the account's time zone, with its dimensions.
+
+    ``kind``: opened, incoming, outgoing, refused, first_response, next_response, resolved, reopened,
+    handoff, bot_run, bot_resolved, billable. ``seconds``/``business_seconds`` for the timed ones;
+    ``void`` marks a resolution a reopen took back (and a billable conversation the quota released).
+    """
+
+    __tablename__ = "report_facts"
+    __table_args__ = (
+        Index("ix_report_facts_account_kind_day", "account_id", "kind", "day"),
+        Index("ix_report_facts_conversation_id", "conversation_id"),
+        Index("ix_report_facts_message_id", "message_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    inbox_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    channel_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    team_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    flow_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    origin: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    business_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    void: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+__all__ += ["ReportConversation", "ReportFact"]
 # -- tickets (inbox/tickets.py) ----------------------------------------------------------------------
 
 
@@ -690,3 +751,234 @@ __all__ += [
     "TicketChange",
     "TicketConversation",
 ]
+
+
+# -- contact tags and indexed attributes (inbox/tags.py, inbox/attributes.py) -------------------------
+
+
+class ContactTag(Base):
+    """One tag on one contact. ``auto`` tags come from rules (product events) and only rules remove them.
+
+    (account_id, tag, contact_id) answers "contacts with tag X" and has-any/has-all/none filters.
+    """
+
+    __tablename__ = "contact_tags"
+    __table_args__ = (Index("ix_contact_tags_account_tag", "account_id", "tag", "contact_id"),)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    source: Mapped[str] = mapped_column(String(8))  # auto | manual
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactAttribute(Base):
+    """A contact's scalar attributes, one row per key, for filters (Contact.attributes stays the record).
+
+    Text in ``text_value`` (numbers and booleans too, as text); numbers also in ``number_value``.
+    """
+
+    __tablename__ = "contact_attributes"
+    __table_args__ = (
+        Index("ix_contact_attributes_text", "account_id", "key", "text_value"),
+        Index("ix_contact_attributes_number", "account_id", "key", "number_value"),
+    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    text_value: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    number_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ContactAttributeItem(Base):
+    """One item of a contact's list attribute (``badges``), for "the list contains X" filters."""
+
+    __tablename__ = "contact_attribute_items"
+    __table_args__ = (Index("ix_contact_attribute_items_item", "account_id", "key", "item"),)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    item: Mapped[str] = mapped_column(String(500), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+
+__all__ += ["ContactAttribute", "ContactAttributeItem", "ContactTag"]
+
+
+# -- audiences and broadcast lists (inbox/audiences.py, inbox/broadcasts.py) --------------------------
+
+
+class Audience(Base):
+    """A saved filter over an account's contacts (inbox.audiences.AudienceFilter as JSON)."""
+
+    __tablename__ = "audiences"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    filter: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Broadcast(Base):
+    """One message to many contacts, each in its own conversation; sent in the background, resumable.
+
+    ``status``: expanding (recipients not yet listed), sending, done, canceled. ``audience`` is the
+    filter as it was when the broadcast was created (a saved audience may change later). With
+    ``allow_replies`` false, its conversations carry ``meta["replies_disabled"]`` (inbox.broadcasts).
+    """
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_account_id_id", "account_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # inbox.model.Attachment dumps (uploads), sent with the text to every recipient.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+    audience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    audience_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    allow_replies: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # Recipients listed, and how many of them the runner has handled so far (kept with each batch).
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    canceled: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BroadcastRecipient(Base):
+    """One contact of a broadcast: ``pending`` until its message is stored, in the same transaction.
+
+    ``outcome``: pending, queued (the gate accepted it; the message's status tells the rest), failed
+    (refused by the gate, ``reason``), canceled (the broadcast was canceled before its turn).
+    """
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        Index("ix_broadcast_recipients_outcome", "broadcast_id", "outcome", "contact_id"),
+        Index("ix_broadcast_recipients_message_id", "message_id"),
+    )
+    broadcast_id: Mapped[int] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+__all__ += ["Audience", "Broadcast", "BroadcastRecipient"]
+
+
+# -- replies with attachments and contact merges (issue 22) ------------------------------------------
+
+
+class Upload(Base):
+    """A file an agent uploaded for a reply: its type sniffed from its bytes, stored in the media store,
+    then referenced by id from ``POST /conversations/{id}/messages``."""
+
+    __tablename__ = "uploads"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    media_key: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactMerge(Base):
+    """The audit entry of one merge: the contact that went away, as it was, and every conflict resolved."""
+
+    __tablename__ = "contact_merges"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    into_contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    from_contact_id: Mapped[int] = mapped_column(BigInteger)  # gone after the merge: no foreign key
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # The merged-away contact's row, identities and every row that could not move (nothing is lost).
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # [{"field": "attributes.plan", "kept": ..., "dropped": ..., "from": "into"|"from"}]
+    conflicts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["ContactMerge", "Upload"]
+
+
+# -- outgoing webhooks: subscriptions and their deliveries (inbox/webhooks.py) ---------------------------
+
+
+class WebhookSubscription(Base):
+    """An integrator's URL and the event types it gets. The row is also the sender's lease and schedule:
+    deliveries of one subscription go out one at a time, in order, and wait together behind a retry."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    inbox_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)  # None: every inbox
+    secret: Mapped[str] = mapped_column(String(255))  # the HMAC key; never shown after creation
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: pending until the receiver answers 2xx (delivered) or it gives up
+    (failed). Written in the transaction of its event, so ids follow event order."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_subscription_status", "subscription_id", "status", "id"),
+        Index("ix_webhook_deliveries_status", "status", "subscription_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)  # X-Switchboard-Delivery
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    event_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: a test event
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_response: Mapped[str | None] = mapped_column(Text, nullable=True)  # an excerpt of the body
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: what the receiver answered (or why nobody did), for the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)  # an excerpt of the body
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+__all__ += ["WebhookAttempt", "WebhookDelivery", "WebhookSubscription"]

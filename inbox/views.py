@@ -69,6 +69,10 @@ class ConversationView(BaseModel):
     last_inbound_at: datetime | None
     last_activity_at: datetime
     created_at: datetime
+    # The contact's answers get the channel's auto-answer (inbox.broadcasts); they are stored all the same.
+    replies_disabled: bool = False
+    # Kept aside: an inbox where the business opens first got a message from a contact it never wrote to.
+    held: bool = False
 
     @classmethod
     def of(cls, c: t.Conversation, labels: list[str]) -> ConversationView:
@@ -86,12 +90,24 @@ class ConversationView(BaseModel):
             last_inbound_at=c.last_inbound_at,
             last_activity_at=c.last_activity_at,
             created_at=c.created_at,
+            replies_disabled=bool((c.meta or {}).get("replies_disabled")),
+            held=bool((c.meta or {}).get("held")),
         )
 
 
 class IdentityView(BaseModel):
     kind: str
     address: str
+
+
+class TagView(BaseModel):
+    tag: str
+    source: str  # auto (a rule's: not editable) | manual
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: t.ContactTag) -> TagView:
+        return cls(tag=row.tag, source=row.source, created_at=row.created_at)
 
 
 class ContactView(BaseModel):
@@ -102,10 +118,20 @@ class ContactView(BaseModel):
     attributes: dict[str, Any]
     labels: list[str]
     identities: list[IdentityView]
+    tags: list[TagView] = []
+    auto_captured: bool = False  # created by an integration's event: the AUTO label
+    over_limit: bool = False  # past the plan's contact limit: business-initiated sends are refused
     created_at: datetime
 
     @classmethod
-    def of(cls, c: t.Contact, identities: list[t.ContactIdentity]) -> ContactView:
+    def of(
+        cls,
+        c: t.Contact,
+        identities: list[t.ContactIdentity],
+        tags: list[t.ContactTag] | None = None,
+        *,
+        over_limit: bool = False,
+    ) -> ContactView:
         return cls(
             id=c.id,
             name=c.name,
@@ -114,6 +140,9 @@ class ContactView(BaseModel):
             attributes=dict(c.attributes or {}),
             labels=list(c.labels or []),
             identities=[IdentityView(kind=i.kind, address=i.address) for i in identities],
+            tags=[TagView.of(x) for x in tags or []],
+            auto_captured=bool(c.auto_captured),
+            over_limit=over_limit,
             created_at=c.created_at,
         )
 

@@ -100,6 +100,8 @@ class RoutingHook:
 
     async def __call__(self, session: AsyncSession, ctx: InboundContext) -> None:
         conversation = ctx.conversation
+        if (conversation.meta or {}).get("held"):
+            return  # kept aside until the business opens it (inbox.broadcasts.BusinessOpensFirstHook)
         assigned_before = conversation.assignee_id
         inbox = await session.get(t.InboxRow, conversation.inbox_id)
         hours = hours_of(inbox.settings if inbox else None)

@@ -14,7 +14,7 @@ A day that is missing is closed; ``"24:00"`` ends a day.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -78,6 +78,27 @@ class BusinessHours(BaseModel):
             if start <= minute < end:
                 return True
         return False
+
+    def open_seconds(self, start: datetime, end: datetime) -> int:
+        """Seconds between ``start`` and ``end`` that fall inside the hours (reports' business time)."""
+        if end <= start:
+            return 0
+        zone = ZoneInfo(self.timezone)
+        day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+        total = timedelta()
+        while day <= last:
+            if day not in self.holidays:
+                midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+                for span in self.days.get(WEEKDAYS[day.weekday()], []):
+                    first, stop = _minutes(span)
+                    # Wall-clock arithmetic on the zone's midnight: a span keeps its local times on
+                    # the days the clocks change.
+                    opens, closes = midnight + timedelta(minutes=first), midnight + timedelta(minutes=stop)
+                    overlap = min(end, closes) - max(start, opens)
+                    if overlap > timedelta():
+                        total += overlap
+            day += timedelta(days=1)
+        return int(total.total_seconds())
 
 
 def hours_of(inbox_settings: dict[str, Any] | None) -> BusinessHours | None:

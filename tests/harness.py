@@ -120,6 +120,17 @@ class Gateway:
                 body = text
             return resp.status, body
 
+    async def upload(self, data: bytes, filename: str, token: str | None = None) -> tuple[int, Any]:
+        """``POST /uploads`` as the web inbox sends it (multipart); the browser's type claim is wrong."""
+        form = aiohttp.FormData()
+        form.add_field("file", data, filename=filename, content_type="text/html")
+        async with self.http.post(
+            f"{self.base_url}/api/v1/uploads",
+            data=form,
+            headers={"Authorization": f"Bearer {token or self.admin_token}"},
+        ) as resp:
+            return resp.status, await resp.json()
+
     async def stream(self, after: int | None = None, token: str | None = None) -> StreamClient:
         query = f"?after={after}" if after is not None else ""
         ws = await self.http.ws_connect(

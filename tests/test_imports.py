@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["inbox", "channels", "routing", "bots", "gateway"]
+PACKAGES = ["inbox", "channels", "routing", "bots", "reports", "gateway"]
 
 
 def all_modules() -> list[str]:

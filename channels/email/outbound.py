@@ -19,7 +19,12 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+from channels.media import ANY_TYPE, MediaLimits
 from inbox.model import PermanentChannelError, Reason, TransientChannelError
+
+MB = 1024 * 1024
+# Files of any type; 20 MB together keeps the mail (base64 adds a third) under the common 25 MB cap.
+MEDIA_LIMITS = MediaLimits("Email", max_files=10, sizes={ANY_TYPE: 20 * MB}, max_total=20 * MB)
 
 
 class HeaderInjection(ValueError):

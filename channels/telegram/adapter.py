@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import (
     BadRequest,
     Conflict,
@@ -35,9 +35,18 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from channels.media import ANY_TYPE, MediaLimits
 from channels.telegram.config import ALLOWED_UPDATES, Mode, TelegramConfig
 from channels.telegram.errors import RedactingFilter, Redactor, map_send_error, retry_seconds
-from channels.telegram.parse import FileRef, ParsedUpdate, parse_update, provider_id
+from channels.telegram.parse import (
+    FileRef,
+    Ignored,
+    ParsedUpdate,
+    UnreadableUpdate,
+    parse_update,
+    provider_id,
+    update_id,
+)
 from channels.telegram.split import MAX_CAPTION, split_text, utf16_len
 from inbox.model import (
     Attachment,
@@ -56,12 +65,22 @@ _LOGGER = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 OFFSET_KEY = "polling"
+# State keys ``unreadable:<update_id>`` keep, raw, the updates that could not be read.
+UNREADABLE_KEY = "unreadable"
 # getFile serves files up to 20 MB (Bot API, getFile).
 MAX_DOWNLOAD = 20 * 1024 * 1024
 # Outbound images Telegram shows as photos; other files go as documents.
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+# Bot API uploads: photos up to 10 MB, other files up to 50 MB (each file is its own call).
+MEDIA_LIMITS = MediaLimits(
+    "Telegram",
+    max_files=10,
+    sizes={**dict.fromkeys(PHOTO_TYPES, 10 * 1024 * 1024), ANY_TYPE: 50 * 1024 * 1024},
+)
 # callback_data is 1-64 bytes (Bot API, InlineKeyboardButton).
 MAX_CALLBACK_DATA = 64
+# Seconds a Bot API answer may take beyond a long poll's own timeout.
+READ_TIMEOUT = 10.0
 NO_TOKEN = "this Telegram channel has no bot_token configured"
 
 
@@ -69,6 +88,25 @@ class MediaReader(Protocol):
     """Reads stored media by key (the gateway's media store)."""
 
     async def get(self, key: str) -> bytes: ...
+
+
+class _Bot(Bot):
+    """PTB's ``Bot`` plus getUpdates answered as raw JSON.
+
+    ``Bot.get_updates`` turns the whole batch into ``Update`` objects and raises if one does not fit
+    (a newer Bot API, an odd field): the poller would then ask for the same batch for ever. PTB's own
+    request path (``_post``: error mapping to Conflict, RetryAfter, InvalidToken...) is kept.
+    """
+
+    async def raw_updates(self, offset: int | None, poll_seconds: float) -> list[Any]:
+        data: dict[str, Any] = {
+            "offset": offset,
+            "timeout": poll_seconds,
+            "allowed_updates": list(ALLOWED_UPDATES),
+        }
+        # The long poll holds the request for ``poll_seconds``: the read may take that much longer.
+        result = await self._post("getUpdates", data, read_timeout=poll_seconds + READ_TIMEOUT)
+        return result if isinstance(result, list) else []
 
 
 class _Client:
@@ -79,7 +117,7 @@ class _Client:
         assert token is not None
         # Separate pools for sending and for the long poll (PTB #3087: pool timeouts).
         self.requests = (HTTPXRequest(connection_pool_size=8), HTTPXRequest(connection_pool_size=2))
-        self.bot = Bot(
+        self.bot = _Bot(
             token,
             base_url=config.api_base_url,
             base_file_url=config.file_base_url,
@@ -231,13 +269,13 @@ class TelegramAdapter:
             return web.Response(status=503, text="channel not running")
         try:
             raw = await request.json()
-            if not isinstance(raw, dict):
-                raise TypeError("an update is a JSON object")
-            update = Update.de_json(raw, self._bot)
-        except (ValueError, TypeError, KeyError) as exc:
-            return web.Response(status=400, text=f"not a Telegram update: {type(exc).__name__}")
-        # Stored before we answer: Telegram delivers again on a non-2xx, and dedupe absorbs repeats.
-        await self._ingest(update, raw)
+        except ValueError:
+            return web.Response(status=400, text="not a Telegram update: the body is not JSON")
+        if not isinstance(raw, dict) or update_id(raw) is None:
+            return web.Response(status=400, text="not a Telegram update: update_id missing")
+        # Stored before we answer: Telegram delivers again on a non-2xx (holding back newer updates),
+        # and dedupe absorbs repeats. Whatever the update holds, it is answered 200 once taken.
+        await self._ingest(raw)
         return web.Response(status=200)
 
     # -- polling -----------------------------------------------------------------------------------
@@ -261,19 +299,23 @@ class TelegramAdapter:
                         # Polling and a webhook exclude each other: getUpdates answers 409 while one is set.
                         await self._call_with_watchdog(client.bot.delete_webhook())
                     updates = await self._call_with_watchdog(
-                        client.bot.get_updates(
-                            offset=offset,
-                            timeout=self.config.poll_timeout,
-                            allowed_updates=list(ALLOWED_UPDATES),
-                        ),
+                        client.bot.raw_updates(offset, self.config.poll_timeout),
                         extra=self.config.poll_timeout,
                     )
-                    for update in updates:
-                        await self._ingest(update, update.to_dict())
+                    for raw in updates:
+                        number = update_id(raw) if isinstance(raw, dict) else None
+                        if number is None:
+                            _LOGGER.warning(
+                                "telegram channel %s: getUpdates item without update_id", self.channel_id
+                            )
+                            continue
+                        if offset is not None and number < offset:
+                            continue  # already ours (Telegram may answer with one it was told to forget)
+                        await self._ingest(raw)
                         # Only now is the update ours: move past it durably (Telegram forgets it once
                         # a later getUpdates carries this offset).
-                        await self._state.set(OFFSET_KEY, {"offset": update.update_id + 1})
-                        offset = update.update_id + 1
+                        await self._state.set(OFFSET_KEY, {"offset": number + 1})
+                        offset = number + 1
                     delay = self.config.reconnect_delay
                     continue
                 except InvalidToken:
@@ -318,16 +360,23 @@ class TelegramAdapter:
 
     # -- inbound -----------------------------------------------------------------------------------
 
-    async def _ingest(self, update: Update, raw: dict[str, Any]) -> None:
+    async def _ingest(self, raw: dict[str, Any]) -> None:
+        number = update_id(raw)
         try:
-            parsed = parse_update(self.channel_id, update, raw)
-        except Exception:
-            # Parsing is deterministic: retrying would stall the channel on this update for ever.
-            _LOGGER.exception(
-                "telegram channel %s: update %s not understood, skipped", self.channel_id, update.update_id
+            parsed = parse_update(self.channel_id, raw)
+        except Exception as exc:
+            # Parsing is deterministic: retrying would stall the channel on this update for ever. Keep
+            # it raw in the channel's state (nothing is lost), say so, and move on.
+            _LOGGER.warning(
+                "telegram channel %s: update %s not readable (%s); kept raw, skipped",
+                self.channel_id,
+                number,
+                exc if isinstance(exc, UnreadableUpdate) else type(exc).__name__,
             )
+            await self._state.set(f"{UNREADABLE_KEY}:{number}", {"update": raw, "error": str(exc)[:300]})
             return
-        if parsed is None:
+        if isinstance(parsed, Ignored):
+            _LOGGER.info("telegram channel %s: update %s ignored: %s", self.channel_id, number, parsed.why)
             return
         assert self._sink is not None and self._bot is not None
         attachments = [await self._fetch(ref) for ref in parsed.files]

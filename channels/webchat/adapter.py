@@ -15,6 +15,7 @@ from typing import Any, NoReturn, Protocol
 from channels.webchat.config import WebchatConfig
 from channels.webchat.identity import IdentityError, Visitor, owns_provider_id, provider_id, visitor_of
 from channels.webchat.limits import RateLimiter
+from channels.webchat.media import media_url
 from channels.webchat.targeting import FlowChoice, choose_flow
 from channels.webchat.uploads import UploadRefused, check_upload
 from inbox.model import (
@@ -102,7 +103,7 @@ class WebchatAdapter:
             "provider_id": pid,
             "from": "agent",
             "text": message.text,
-            "attachments": [a.model_dump(mode="json", exclude={"data"}) for a in message.attachments],
+            "attachments": [self._visitor_attachment(a) for a in message.attachments],
         }
         if await self.push(message.to, frame) == 0 and self._offline is not None:
             # Not awaited: the fallback goes through the outbox, which is waiting for this send.
@@ -175,6 +176,12 @@ class WebchatAdapter:
     def signing_secret(self) -> str:
         """Key for links and ids this channel hands to visitors (never sent to them)."""
         return self._id_secret
+
+    def _visitor_attachment(self, attachment: Attachment) -> dict[str, Any]:
+        """An attachment as the widget shows it: with a signed link to the stored file."""
+        frame = attachment.model_dump(mode="json", exclude={"data"})
+        frame["url"] = media_url(self.config.token, self._id_secret, frame)
+        return frame
 
     def reply_id(self, message_id: int, address: str) -> str:
         return provider_id(self._id_secret, message_id, address)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from channels.media import MediaLimits
 from channels.webchat.hours import BusinessHours
 from channels.webchat.targeting import FlowRule
 
@@ -40,9 +41,10 @@ class WebchatConfig(BaseModel):
     identity_secret: str | None = None
     identity_required: bool = False  # refuse anonymous visitors
     prechat_fields: tuple[PrechatField, ...] = ()
-    title: str = "Chat with us"
-    welcome: str = "Hi! How can we help?"
-    offline_message: str = "We're away right now. Leave your email and we'll reply there."
+    # None: the widget's own text in the visitor's language (gateway/static/i18n/*.json, "widget.title"...)
+    title: str | None = None
+    welcome: str | None = None
+    offline_message: str | None = None
     accent: str = Field(default="#2457d6", pattern=r"^#[0-9a-fA-F]{6}$")
     business_hours: BusinessHours | None = None  # None: always open
     flows: tuple[FlowRule, ...] = ()
@@ -54,6 +56,11 @@ class WebchatConfig(BaseModel):
         if not data.get("identity_secret") and data.get("webhook_secret"):
             data["identity_secret"] = data["webhook_secret"]
         return cls.model_validate(data)
+
+    def media_limits(self) -> MediaLimits:
+        """What an agent may send a visitor: the types and size the channel takes from visitors."""
+        size = self.limits.max_upload_bytes
+        return MediaLimits("Web chat", max_files=5, sizes={kind: size for kind in self.limits.upload_types})
 
     def public(self) -> dict[str, Any]:
         """What the widget may know (no secrets, no limits beyond the size the visitor must respect)."""

@@ -7,15 +7,8 @@ from __future__ import annotations
 
 import re
 
+from channels.media import sniff
 from inbox.model import Attachment
-
-_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"GIF87a", 0, "image/gif"),
-    (b"GIF89a", 0, "image/gif"),
-    (b"%PDF-", 0, "application/pdf"),
-)
 
 
 class UploadRefused(ValueError):
@@ -23,26 +16,6 @@ class UploadRefused(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def sniff(data: bytes) -> str | None:
-    """The content type the bytes show, or None when they match nothing we accept."""
-    for magic, offset, kind in _SIGNATURES:
-        if data[offset : offset + len(magic)] == magic:
-            return kind
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    try:
-        text = data[:4096].decode("utf-8")
-    except UnicodeDecodeError:
-        # A multi-byte character cut at the 4096th byte is still text.
-        try:
-            text = data[:4093].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if "\x00" in text:
-        return None
-    return "text/plain"
 
 
 def safe_filename(name: str | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 import phonenumbers
 
+from channels.media import MediaLimits
 from inbox.model import OutboundMessage, PermanentChannelError, Reason
 
 MAX_TEXT = 4096  # characters, text body
@@ -16,6 +17,17 @@ MAX_CAPTION = 1024
 MAX_BUTTONS = 3  # reply buttons on an interactive message
 MAX_BUTTON_TITLE = 20
 MAX_INTERACTIVE_BODY = 1024
+# Cloud API media: one file per message; images (JPEG, PNG) up to 5 MB, documents up to 100 MB.
+MEDIA_LIMITS = MediaLimits(
+    "WhatsApp",
+    max_files=1,
+    sizes={
+        "image/jpeg": 5 * 1024 * 1024,
+        "image/png": 5 * 1024 * 1024,
+        "application/pdf": 100 * 1024 * 1024,
+        "text/plain": 100 * 1024 * 1024,
+    },
+)
 
 
 def wa_recipient(address: str) -> str:
@@ -55,6 +67,9 @@ def message_body(message: OutboundMessage, media: dict[str, str] | None = None) 
             ]
         body.update(type="template", template=template)
         return body  # a template is business-initiated: no reply context
+    if len(message.attachments) > MEDIA_LIMITS.max_files:
+        # One media object per message: sending the first alone would half-send this one.
+        raise PermanentChannelError(Reason.CHANNEL_ERROR, "WhatsApp takes one file per message")
     if media is not None and message.attachments:
         attachment = message.attachments[0]
         kind = "image" if attachment.content_type.startswith("image/") else "document"

@@ -387,6 +387,7 @@ class AccountView(BaseModel):
     timezone: str
     included_conversations: int
     language: str  # server texts (alert mails, confirmations) and the default of its users' pages
+    contact_limit: int | None = None  # the plan's contacts (None: no limit); past it no business sends
 
 
 class AccountPatch(BaseModel):
@@ -394,6 +395,7 @@ class AccountPatch(BaseModel):
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
     included_conversations: int | None = Field(default=None, ge=0, le=100_000_000)
     language: Language | None = None
+    contact_limit: int | None = Field(default=None, ge=0, le=100_000_000)  # an explicit null: no limit
 
     @field_validator("timezone")
     @classmethod
@@ -416,6 +418,7 @@ def account_view(a: t.Account) -> AccountView:
         timezone=a.timezone,
         included_conversations=a.included_conversations,
         language=a.language,
+        contact_limit=a.contact_limit,
     )
 
 
@@ -446,4 +449,6 @@ async def patch_account(request: web.Request, body: AccountPatch) -> AccountView
             value = getattr(body, field)
             if value is not None:
                 setattr(account, field, value)
+        if "contact_limit" in body.model_fields_set:
+            account.contact_limit = body.contact_limit
         return account_view(account)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.api.context import container_of, path_id, user_of
 from gateway.api.errors import ApiError, not_found
 from gateway.api.spec import ApiRoutes, Page
+from gateway.api.uploads import MAX_FILES, reply_attachments
 from inbox import tables as t
 from inbox.access import can_see_inbox, visible_inbox_ids
 from inbox.contacts import resolve_contact
@@ -125,6 +126,9 @@ class ConversationPatchBody(BaseModel):
     team_id: int | None = None
     priority: Priority | None = None
     labels: list[str] | None = Field(default=None, max_length=50)
+    replies_disabled: bool | None = Field(
+        default=None, description="the contact's answers get the channel's auto-answer (stored all the same)"
+    )
 
     @model_validator(mode="after")
     def _snooze(self) -> ConversationPatchBody:
@@ -148,7 +152,11 @@ async def patch_conversation(request: web.Request, body: ConversationPatchBody) 
     async with c.db.write() as session:
         conversation = await visible_conversation(session, user, path_id(request))
         patch = ConversationPatch(
-            status=body.status, snoozed_until=body.snoozed_until, priority=body.priority, labels=body.labels
+            status=body.status,
+            snoozed_until=body.snoozed_until,
+            priority=body.priority,
+            labels=body.labels,
+            replies_disabled=body.replies_disabled,
         )
         if "assignee_id" in body.model_fields_set:
             if body.assignee_id is not None:
@@ -220,11 +228,15 @@ class ReplyBody(BaseModel):
     text: str | None = Field(default=None, max_length=65536)
     template: TemplateBody | None = None
     private: bool = False
+    # Ids from POST /uploads, sent in this order (the text is the caption where the channel has one).
+    attachments: list[int] = Field(default_factory=list, max_length=MAX_FILES)
 
     @model_validator(mode="after")
     def _one(self) -> ReplyBody:
-        if self.template is None and not (self.text and self.text.strip()):
-            raise ValueError("give text or a template")
+        if self.template is None and not (self.text and self.text.strip()) and not self.attachments:
+            raise ValueError("give text, a template or attachments")
+        if self.template is not None and self.attachments:
+            raise ValueError("a template cannot carry attachments")
         if self.template is not None and self.private:
             raise ValueError("a private note cannot be a template")
         return self
@@ -239,7 +251,8 @@ def template_ref(body: TemplateBody | None) -> TemplateRef | None:
 @api.route(
     "POST",
     "/conversations/{id}/messages",
-    summary="Reply (text or template) or add a private note; refused sends come back failed with a reason",
+    summary="Reply (text, uploaded files or a template) or add a private note; refused sends come back "
+    "failed with a reason",
     body=ReplyBody,
     response=MessageView,
     status=201,
@@ -249,11 +262,14 @@ async def post_message(request: web.Request, body: ReplyBody) -> MessageView:
     c = container_of(request)
     conversation_id = path_id(request)
     async with c.db.read() as session:
-        await visible_conversation(session, user, conversation_id)
+        conversation = await visible_conversation(session, user, conversation_id)
+        channel = None if body.private else await session.get(t.Channel, conversation.channel_id)
+        attachments = await reply_attachments(session, user, channel, body.attachments)
     draft = Draft(
         conversation_id=conversation_id,
         text=body.text,
         template=template_ref(body.template),
+        attachments=attachments,
         private=body.private,
         author_id=user.id,
         origin="agent",

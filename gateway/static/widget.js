@@ -19,6 +19,40 @@
   var prefix = "sbchat:" + token + ":" + (identifier ? "u:" + identifier + ":" : "");
   var loadedAt = Date.now();
 
+  // -- language ----------------------------------------------------------------------------------------
+  // The "widget." texts of gateway/static/i18n/*.json, put on the next line by GET /widget.js.
+  var CATALOGS = {};
+  var language = pickLanguage([script.getAttribute("data-language")].concat(navigator.languages || [], [navigator.language]));
+  var texts = CATALOGS[language] || {};
+  var english = CATALOGS.en || {};
+
+  function pickLanguage(tags) {
+    // The site's data-language, else the browser's languages in order; exact tag, else the same primary
+    // subtag (pt-PT -> pt-BR); English when none fits.
+    var known = Object.keys(CATALOGS);
+    for (var i = 0; i < tags.length; i++) {
+      if (!tags[i]) continue;
+      var wanted = String(tags[i]).replace("_", "-").toLowerCase();
+      for (var j = 0; j < known.length; j++) if (known[j].toLowerCase() === wanted) return known[j];
+      for (j = 0; j < known.length; j++) if (known[j].toLowerCase().split("-")[0] === wanted.split("-")[0]) return known[j];
+    }
+    return "en";
+  }
+  function t(key, params) {
+    var text = Object.prototype.hasOwnProperty.call(texts, key) ? texts[key] : english[key];
+    if (text === undefined) return key;
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      if (!params || !Object.prototype.hasOwnProperty.call(params, name)) return whole;
+      var value = params[name];
+      return typeof value === "number" ? new Intl.NumberFormat(language).format(value) : String(value);
+    });
+  }
+  function errorText(code, message) {
+    // The server's refusals by code in the visitor's language; its own words for a code we do not know.
+    var key = "widget.error." + code;
+    return Object.prototype.hasOwnProperty.call(english, key) ? t(key) : message;
+  }
+
   // -- storage ---------------------------------------------------------------------------------------
   var memory = {};
   function load(name, fallback) {
@@ -70,6 +104,7 @@
   // -- DOM ---------------------------------------------------------------------------------------------
   var host = document.createElement("div");
   host.setAttribute("data-switchboard-chat", "");
+  host.setAttribute("lang", language);
   var root = host.attachShadow({ mode: "open" });
 
   function el(tag, attrs, children) {
@@ -131,29 +166,29 @@
     ".launcher{right:14px;bottom:14px}.panel:not([hidden])~.launcher{display:none}}"
   ].join("\n");
 
-  var launcher = el("button", { "class": "launcher", type: "button", "aria-label": "Open chat",
+  var launcher = el("button", { "class": "launcher", type: "button", "aria-label": t("widget.open"),
     "aria-expanded": "false", "aria-controls": "sb-panel" });
   launcher.innerHTML = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z"/></svg>';
   var teaser = el("div", { "class": "teaser", role: "button", tabindex: "0", hidden: "" });
-  var title = el("h2", { id: "sb-title", text: "Chat" });
+  var title = el("h2", { id: "sb-title", text: t("widget.title") });
   var dot = el("span", { "class": "dot", "aria-hidden": "true" });
-  var presenceText = el("span", { "class": "presence-text", text: "Connecting…" });
-  var closeBtn = el("button", { "class": "close", type: "button", "aria-label": "Close chat", text: "×" });
-  var log = el("div", { "class": "log", role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" });
+  var presenceText = el("span", { "class": "presence-text", text: t("widget.connecting") });
+  var closeBtn = el("button", { "class": "close", type: "button", "aria-label": t("widget.close"), text: "×" });
+  var log = el("div", { "class": "log", role: "log", "aria-live": "polite", "aria-label": t("widget.messages"), tabindex: "0" });
   var typingLine = el("div", { "class": "typing", "aria-live": "polite" });
   var notice = el("div", { "class": "notice", hidden: "" });
   var noticeText = el("p", { style: "margin:0" });
-  var emailInput = el("input", { type: "email", "aria-label": "Your email", placeholder: "you@example.com", autocomplete: "email" });
-  var emailForm = el("form", null, [emailInput, el("button", { "class": "btn", type: "submit", text: "Save" })]);
+  var emailInput = el("input", { type: "email", "aria-label": t("widget.your_email"), placeholder: t("widget.email_example"), autocomplete: "email" });
+  var emailForm = el("form", null, [emailInput, el("button", { "class": "btn", type: "submit", text: t("widget.save") })]);
   notice.appendChild(noticeText);
   notice.appendChild(emailForm);
   var prechat = el("form", { "class": "prechat", hidden: "" });
   var errorLine = el("div", { "class": "error", role: "alert", hidden: "" });
-  var input = el("textarea", { "aria-label": "Message", placeholder: "Write a message…", rows: "1" });
+  var input = el("textarea", { "aria-label": t("widget.message"), placeholder: t("widget.write"), rows: "1" });
   var fileInput = el("input", { type: "file", "class": "sr", tabindex: "-1", "aria-hidden": "true" });
-  var attachBtn = el("button", { "class": "btn icon", type: "button", "aria-label": "Attach a file" });
+  var attachBtn = el("button", { "class": "btn icon", type: "button", "aria-label": t("widget.attach") });
   attachBtn.innerHTML = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="currentColor" d="M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5H9v9a3 3 0 0 0 6 0V5a4.5 4.5 0 0 0-9 0v11.5a6 6 0 0 0 12 0v-10z"/></svg>';
-  var sendBtn = el("button", { "class": "btn", type: "submit", text: "Send" });
+  var sendBtn = el("button", { "class": "btn", type: "submit", text: t("widget.send") });
   var composer = el("form", { "class": "composer" }, [attachBtn, fileInput, input, sendBtn]);
   var panel = el("section", { "class": "panel", id: "sb-panel", role: "dialog", "aria-labelledby": "sb-title", hidden: "" }, [
     el("header", null, [title, el("span", { "class": "presence" }, [dot, presenceText]), closeBtn]),
@@ -198,10 +233,10 @@
       if (!a.url) return;
       var url = new URL(a.url, base).href;
       if (/^image\//.test(a.content_type || "")) {
-        bubble.appendChild(el("img", { src: url, alt: a.filename || "image", loading: "lazy" }));
+        bubble.appendChild(el("img", { src: url, alt: a.filename || t("widget.image"), loading: "lazy" }));
       } else {
         var link = el("a", { href: url, target: "_blank", rel: "noopener noreferrer", download: "" });
-        link.textContent = "File: " + (a.filename || "file");
+        link.textContent = t("widget.file", { name: a.filename || t("widget.file_unnamed") });
         bubble.appendChild(link);
       }
     });
@@ -209,9 +244,9 @@
   }
 
   function metaText(row) {
-    if (row.classList.contains("failed")) return row.getAttribute("data-error") || "Not sent";
-    if (!row.hasAttribute("data-id")) return "Sending…";
-    return Number(row.getAttribute("data-id")) <= agentReadUpTo ? "Seen" : "Sent";
+    if (row.classList.contains("failed")) return row.getAttribute("data-error") || t("widget.not_sent");
+    if (!row.hasAttribute("data-id")) return t("widget.sending");
+    return Number(row.getAttribute("data-id")) <= agentReadUpTo ? t("widget.seen") : t("widget.sent");
   }
 
   function refreshVisitorMeta() {
@@ -255,7 +290,7 @@
     var from = msg.from === "visitor" ? "visitor" : (msg.from === "bot" ? "bot" : "agent");
     row = el("div", { "class": "row " + from, "data-id": String(msg.id), "data-from": from });
     if (from !== "visitor") {
-      var name = (msg.agent && msg.agent.name) || "Support";
+      var name = (msg.agent && msg.agent.name) || t("widget.support");
       row.appendChild(el("div", { "class": "who" }, [
         el("span", { "class": "avatar", "aria-hidden": "true", text: initials(name) }),
         el("span", { "class": "agent-name", text: name })
@@ -278,7 +313,7 @@
   function renderPending(item) {
     var row = el("div", { "class": "row visitor", "data-client-id": item.client_id, "data-from": "visitor" });
     row.appendChild(bubbleFor({ text: item.text }));
-    row.appendChild(el("div", { "class": "meta", text: "Sending…" }));
+    row.appendChild(el("div", { "class": "meta", text: t("widget.sending") }));
     byClient[item.client_id] = row;
     log.appendChild(row);
     scrollDown();
@@ -298,19 +333,19 @@
   function setPresence(p) {
     presence = p;
     dot.className = "dot " + p;
-    presenceText.textContent = p === "online" ? "Online" : (p === "away" ? "Away" : "Offline");
+    presenceText.textContent = t(p === "online" ? "widget.online" : (p === "away" ? "widget.away" : "widget.offline"));
     var needEmail = p !== "online";
     notice.hidden = !needEmail;
     if (needEmail && config) {
-      noticeText.textContent = config.offline_message;
+      noticeText.textContent = config.offline_message || t("widget.offline_message");
       emailForm.hidden = !!profile.email;
-      if (profile.email) noticeText.textContent += " We'll reply to " + profile.email + ".";
+      if (profile.email) noticeText.textContent += " " + t("widget.reply_to", { email: profile.email });
     }
   }
 
   function setAgentTyping(on, name) {
     clearTimeout(agentTypingTimer);
-    typingLine.textContent = on ? (name || "Support") + " is typing…" : "";
+    typingLine.textContent = on ? t("widget.typing", { name: name || t("widget.support") }) : "";
     if (on) agentTypingTimer = setTimeout(function () { setAgentTyping(false); }, 8000);
   }
 
@@ -350,7 +385,7 @@
       if (ws !== socket) return;
       ws = null;
       clearInterval(heartbeat);
-      presenceText.textContent = "Reconnecting…";
+      presenceText.textContent = t("widget.reconnecting");
       // Back-off with jitter: 0.5 s doubling to 30 s, so a restarted server is not stormed.
       reconnectTimer = setTimeout(connect, backoff / 2 + Math.random() * backoff / 2);
       backoff = Math.min(backoff * 2, 30000);
@@ -392,11 +427,11 @@
           var row = byClient[f.client_id];
           if (row) {
             row.classList.add("failed");
-            row.setAttribute("data-error", "Not sent: " + f.message);
+            row.setAttribute("data-error", t("widget.not_sent_because", { reason: errorText(f.code, f.message) }));
             refreshVisitorMeta();
           }
         }
-        showError(f.message);
+        showError(errorText(f.code, f.message));
         break;
       case "typing":
         setAgentTyping(!!f.typing, f.name);
@@ -421,7 +456,7 @@
     var text = input.value.trim();
     if (!text) return;
     if (config && text.length > config.max_text) {
-      showError("Messages may be at most " + config.max_text + " characters.");
+      showError(t("widget.too_long", { max: config.max_text }));
       return;
     }
     showError("");
@@ -448,7 +483,7 @@
 
   function upload(file) {
     if (config && file.size > config.max_upload_bytes) {
-      showError("Files may be at most " + Math.floor(config.max_upload_bytes / 1024) + " KiB.");
+      showError(t("widget.too_large", { max: Math.floor(config.max_upload_bytes / 1024) }));
       return;
     }
     var form = new FormData();
@@ -460,8 +495,8 @@
     showError("");
     fetch(base + "/webchat/" + encodeURIComponent(token) + "/upload", { method: "POST", body: form })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
-      .then(function (res) { if (!res.ok) showError(res.body.error ? res.body.error.message : "Upload failed."); })
-      .catch(function () { showError("Upload failed; check your connection."); });
+      .then(function (res) { if (!res.ok) showError(res.body.error ? errorText(res.body.error.code, res.body.error.message) : t("widget.upload_failed")); })
+      .catch(function () { showError(t("widget.upload_offline")); });
   }
 
   function setOpen(open, quiet) {
@@ -470,7 +505,7 @@
     panel.hidden = !open;
     teaser.hidden = true;
     launcher.setAttribute("aria-expanded", String(open));
-    launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+    launcher.setAttribute("aria-label", open ? t("widget.close") : t("widget.open"));
     if (open) { if (!quiet) input.focus(); scrollDown(); reportRead(); } else if (!quiet) { launcher.focus(); }
   }
 
@@ -478,14 +513,14 @@
     var fields = (config.prechat_fields || []).filter(function (f) { return !profile[f]; });
     if (!fields.length || Object.keys(byId).length) { prechat.hidden = true; composer.hidden = false; return; }
     prechat.textContent = "";
-    prechat.appendChild(el("p", { style: "margin:0", text: "Before we start, tell us who you are:" }));
+    prechat.appendChild(el("p", { style: "margin:0", text: t("widget.prechat") }));
     var inputs = {};
     fields.forEach(function (f) {
       inputs[f] = el("input", { name: f, required: "", type: f === "email" ? "email" : "text",
-        "aria-label": f === "email" ? "Your email" : "Your name", placeholder: f === "email" ? "Email" : "Name" });
+        "aria-label": f === "email" ? t("widget.your_email") : t("widget.your_name"), placeholder: f === "email" ? t("widget.email") : t("widget.name") });
       prechat.appendChild(inputs[f]);
     });
-    prechat.appendChild(el("button", { "class": "btn", type: "submit", text: "Start chat" }));
+    prechat.appendChild(el("button", { "class": "btn", type: "submit", text: t("widget.start") }));
     prechat.hidden = false;
     composer.hidden = true;
     prechat.onsubmit = function (e) {
@@ -516,7 +551,7 @@
   emailForm.addEventListener("submit", function (e) {
     e.preventDefault();
     var email = emailInput.value.trim();
-    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) { showError("That email address looks wrong."); return; }
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) { showError(t("widget.bad_email")); return; }
     showError("");
     profile.email = email;
     save("profile", profile);
@@ -533,12 +568,12 @@
     fetch(base + "/webchat/" + encodeURIComponent(token) + "/config" + q)
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (res) {
-        if (!res.ok) { presenceText.textContent = res.body.error ? res.body.error.message : "Chat unavailable"; return; }
+        if (!res.ok) { presenceText.textContent = res.body.error ? errorText(res.body.error.code, res.body.error.message) : t("widget.unavailable"); return; }
         config = res.body.channel;
         flow = res.body.flow || flow;
         host.style.setProperty("--accent", config.accent);
-        title.textContent = config.title;
-        renderSystem(config.welcome);
+        title.textContent = config.title || t("widget.title");
+        renderSystem(config.welcome || t("widget.welcome"));
         setPresence(res.body.presence);
         showPrechat();
         outbox.forEach(renderPending);
@@ -552,7 +587,7 @@
         setOpen(isOpen, true);
         connect();
       })
-      .catch(function () { presenceText.textContent = "Chat unavailable"; });
+      .catch(function () { presenceText.textContent = t("widget.unavailable"); });
   }
   host.style.setProperty("--accent", "#2457d6");
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);

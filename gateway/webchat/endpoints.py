@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from channels.webchat.adapter import Refused, WebchatAdapter
 from channels.webchat.identity import Visitor
+from channels.webchat.media import media_signature
 from gateway.adapters import UnknownChannelError
 from gateway.api.context import container_of
 from gateway.webchat import store
@@ -94,9 +95,28 @@ def _refusal(exc: Refused) -> web.Response:
 # -- static pages ------------------------------------------------------------------------------------
 
 
+_CATALOGS_LINE = "  var CATALOGS = {};\n"  # in widget.js: where the texts go
+
+
+def widget_source() -> bytes:
+    """widget.js with the "widget." texts of every catalog (static/i18n/*.json) in it: the widget picks
+    the visitor's language itself and has its words before the first paint, in the one request."""
+    source = (STATIC / "widget.js").read_text(encoding="utf-8")
+    catalogs = {
+        path.stem: {
+            k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k.startswith("widget.")
+        }
+        for path in sorted((STATIC / "i18n").glob("*.json"))
+    }
+    if _CATALOGS_LINE not in source:
+        raise RuntimeError("widget.js has no 'var CATALOGS = {};' line for the texts")
+    literal = json.dumps(catalogs, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return source.replace(_CATALOGS_LINE, f"  var CATALOGS = {literal};\n", 1).encode("utf-8")
+
+
 async def widget_js(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(
-        STATIC / "widget.js",
+    return web.Response(
+        body=await asyncio.to_thread(widget_source),
         headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"},
     )
 
@@ -507,7 +527,7 @@ async def media(request: web.Request) -> web.StreamResponse:
         return chat
     key = request.match_info["key"]
     kind = request.query.get("t", "")
-    expected = store.media_signature(chat.adapter.signing_secret, key, kind)
+    expected = media_signature(chat.adapter.signing_secret, key, kind)
     if not hmac.compare_digest(expected, request.query.get("s", "")):
         return _json_error(404, "not_found", "no such file")
     try:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.webchat.config import WebchatConfig
+from channels.webchat.media import media_url
 from inbox import tables as t
 from inbox.db import Database
 from inbox.model import ChannelKind, MessageKind, MessageStatus
@@ -42,19 +41,6 @@ async def visitor_conversation_ids(session: AsyncSession, channel_id: int, addre
         .order_by(t.Conversation.id)
     )
     return list(rows)
-
-
-def media_url(token: str, secret: str, attachment: dict[str, Any]) -> str | None:
-    key = attachment.get("media_key")
-    if not key:
-        return attachment.get("url") if str(attachment.get("url") or "").startswith("https://") else None
-    kind = str(attachment.get("content_type") or "application/octet-stream")
-    sig = media_signature(secret, str(key), kind)
-    return f"/webchat/{quote(token)}/media/{key}?t={quote(kind)}&s={sig}"
-
-
-def media_signature(secret: str, key: str, content_type: str) -> str:
-    return hmac.new(secret.encode(), f"{key}|{content_type}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class Renderer:

@@ -40,3 +40,29 @@ def test_modes_sit_side_by_side_under_their_own_keys():
     assert "[embedded" in rows[0] and "| 9.4 | 170.0 |" in rows[0]
     assert "[scale-out" in rows[1]
     assert "13.0 (+ postgres 2.5, redis 0.1) | 170.0 (+ postgres 100.0 PSS, redis 5.0 PSS)" in rows[1]
+
+
+def test_reports_print_one_row_per_report_with_its_p99():
+    from bench.reporting import REQUESTS
+
+    figures = {
+        name: {"p50_ms": 1.0, "p99_ms": 100.0 + i, "gateway_cpu_ms_per_request": 0.5}
+        for i, name in enumerate(REQUESTS)
+    }
+    results = {
+        "reports": {
+            "mode": "embedded",
+            "event_loop": "asyncio",
+            "conversations": 5000,
+            "messages": 50000,
+            "facts": 83690,
+            "target": "p99 <= 200 ms",
+            "cpu_s": 14.2,
+            "peak_rss_mb": 121.2,
+            **figures,
+        }
+    }
+    rows = [r for r in table(results).splitlines() if r.startswith("| reports")]
+    assert [r.split()[2] for r in rows] == list(REQUESTS)
+    assert "p99 100.0 ms" in rows[0] and "83,690 facts" in rows[0] and "| 14.2 | 121.2 |" in rows[0]
+    assert f"p99 {100.0 + len(REQUESTS) - 1} ms" in rows[-1]

@@ -51,7 +51,7 @@ async def test_malformed_json_wrong_types_and_unknown_ids(gateway: Gateway):
 
     status, body = await gateway.api("POST", f"/conversations/{conv}/messages", json_body={})
     assert status == 422
-    assert_error(body, "validation_error", "give text or a template")
+    assert_error(body, "validation_error", "give text, a template or attachments")
 
     status, body = await gateway.api("POST", "/conversations/999999/messages", json_body={"text": "hello"})
     assert status == 404

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.api.broadcasts import BATCH
 from inbox import tables as t
+from inbox.broadcasts import BATCH
 from tests.gateway.policy_support import LOOPBACK, configure_channel, count_rows, quota, seed_usage
 from tests.harness import ManualClock, jobs_done, start_gateway
 

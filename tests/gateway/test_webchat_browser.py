@@ -305,7 +305,7 @@ async def test_greeting_flow_prechat_form_and_uploads(gw: Gateway, page: Page):
     await files.set_input_files(
         {"name": "cute.png", "mimeType": "image/png", "buffer": b"MZ\x90\x00" + bytes(64)}
     )
-    await expect(page.locator(f"{CHAT} .error")).to_have_text("this type of file cannot be sent here")
+    await expect(page.locator(f"{CHAT} .error")).to_have_text("This type of file cannot be sent here.")
     await page.screenshot(path=ARTIFACTS / "prechat-upload.png")
     status, messages = await gw.api("GET", f"/conversations/{created['conversation_id']}/messages")
     assert [m["content_type"] for m in messages["items"]] == ["text", "image"]

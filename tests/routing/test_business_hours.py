@@ -94,3 +94,24 @@ def test_span_parser_accepts_only_well_formed_spans(span: str):
     start, _, end = span.partition("-")
     assert len(start) == 5 and len(end) == 5 and start < end
     assert isinstance(hours.is_open(datetime(2026, 3, 9, 12, 0, tzinfo=UTC)), bool)
+
+
+def test_open_seconds_count_only_the_hours_across_nights_holidays_and_daylight_saving():
+    hours = BusinessHours.model_validate(HOURS)  # Berlin, Mon-Fri 09:00-17:00, closed 2026-03-13
+    # Thursday 16:00 to Monday 10:00 Berlin (UTC+1): 1 h Thursday, Friday is a holiday, 1 h Monday.
+    assert (
+        hours.open_seconds(datetime(2026, 3, 12, 15, 0, tzinfo=UTC), datetime(2026, 3, 16, 9, 0, tzinfo=UTC))
+        == 7200
+    )
+    # Clocks go forward on Sunday 2026-03-29: Monday 09:00 Berlin is 07:00 UTC.
+    assert (
+        hours.open_seconds(datetime(2026, 3, 30, 6, 0, tzinfo=UTC), datetime(2026, 3, 30, 8, 0, tzinfo=UTC))
+        == 3600
+    )
+    assert (
+        hours.open_seconds(datetime(2026, 3, 30, 8, 0, tzinfo=UTC), datetime(2026, 3, 30, 7, 0, tzinfo=UTC))
+        == 0
+    )
+    always = BusinessHours.model_validate({"days": {"sat": ["00:00-24:00"]}})
+    start = datetime(2026, 3, 14, 0, 0, tzinfo=UTC)
+    assert always.open_seconds(start, datetime(2026, 3, 16, 0, 0, tzinfo=UTC)) == 86400

@@ -46,6 +46,29 @@ export async function api(method, path, body) {
   return data;
 }
 
+/** POST /uploads with the file as multipart; ``onProgress(fraction)`` while it goes up. */
+export function upload(file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/v1/uploads");
+    xhr.withCredentials = true;
+    if (csrfToken) xhr.setRequestHeader("X-CSRF-Token", csrfToken);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+    xhr.onerror = () => reject(new ApiError(0, "network", "The server cannot be reached. Check the connection and try again."));
+    xhr.onload = () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (_) { data = null; }
+      if (xhr.status === 201) { resolve(data); return; }
+      const err = (data && data.error) || {};
+      reject(new ApiError(xhr.status, err.code || "http_error", err.message || `HTTP ${xhr.status}`, err.details));
+    };
+    const form = new FormData();
+    form.append("file", file, file.name || "pasted-image.png");
+    xhr.send(form);
+  });
+}
+
 /** GET that answers null when the endpoint does not exist on this server (a feature not installed). */
 export async function optional(path) {
   try {

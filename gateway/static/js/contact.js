@@ -6,6 +6,8 @@ import { state } from "./state.js";
 import { ago, channelIcon, CHANNEL_NAMES, longDate, initials } from "./format.js";
 import { toast } from "./banner.js";
 import { sidebar as ticketsSection } from "./tickets.js";
+import { mergeSection } from "./merge.js";
+import { repliesSection } from "./broadcasts.js";
 
 let token = 0;
 
@@ -29,6 +31,7 @@ export function render(data) {
     section("Channels", h("ul", { class: "plain" }, c.identities.map((i) =>
       h("li", {}, h("span", { class: "channel-icon", data: { kind: i.kind } }, channelIcon(i.kind)), " ", h("span", {}, CHANNEL_NAMES[i.kind] || i.kind), ": ", h("span", { class: "mono" }, i.address))))),
     ticketsSection(conversation),
+    repliesSection(conversation, () => load(conversation)),
     consent ? consentSection(c, consent, conversation) : null,
     Object.keys(c.attributes || {}).length
       ? section("Attributes", h("dl", { class: "attributes" }, Object.entries(c.attributes).map(([k, v]) =>
@@ -42,6 +45,7 @@ export function render(data) {
           h("span", {}, `#${p.id}`), " ",
           h("span", { class: ["status-pill", `status-${p.status}`] }, p.status), " ",
           h("span", { class: "muted small" }, ago(p.last_activity_at))))))),
+    mergeSection(c, () => load(conversation)),
   );
 }
 

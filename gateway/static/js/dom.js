@@ -39,6 +39,7 @@ export function safeUrl(url) {
   try {
     const parsed = new URL(url, location.href);
     if (["http:", "https:", "mailto:"].includes(parsed.protocol)) return parsed.href;
+    if (parsed.protocol === "blob:" && url.startsWith(`blob:${location.origin}/`)) return url; // a local preview
   } catch (_) { /* fall through */ }
   return "#";
 }

@@ -11,6 +11,8 @@ import * as thread from "./thread.js";
 import * as banner from "./banner.js";
 import * as admin from "./admin.js";
 import * as tickets from "./tickets.js";
+import * as reports from "./reports.js";
+import * as broadcasts from "./broadcasts.js";
 import { installShortcuts } from "./shortcuts.js";
 import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
@@ -115,6 +117,8 @@ function shell() {
       h("span", { id: "stream-state", class: "stream-state", data: { state: "connecting" } }),
       h("div", { class: "topbar-right" },
         h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
+        h("a", { href: "#/reports", class: "top-link", id: "reports-link" }, t("reports.title")),
+        h("a", { href: "#/broadcasts", class: "top-link", id: "broadcasts-link" }, t("broadcasts.title")),
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,
@@ -146,6 +150,18 @@ function route() {
   if (hash.startsWith("#/tickets")) {
     document.body.dataset.page = "tickets";
     tickets.render(main, hash);
+    nav.render();
+    return;
+  }
+  if (hash.startsWith("#/broadcasts")) {
+    document.body.dataset.page = "broadcasts";
+    broadcasts.render(main, hash);
+    nav.render();
+    return;
+  }
+  if (hash.startsWith("#/reports")) {
+    document.body.dataset.page = "reports";
+    reports.render(main);
     nav.render();
     return;
   }
@@ -185,6 +201,7 @@ function handleEvent(event) {
       list.touch(event.conversation_id);
       if (event.type === "message.created" && data.message && data.message.kind === "incoming") nav.refreshCounts();
       if (data.message && data.message.reason === "quota_exhausted") banner.refresh();
+      if (event.type === "message.updated") broadcasts.onEvent(event); // delivered/read/replied on an open broadcast
       break;
     case "conversation.created":
     case "conversation.updated":
@@ -213,6 +230,7 @@ function handleEvent(event) {
       break;
     default:
       if (event.type.startsWith("ticket.")) tickets.onEvent(event);
+      if (event.type.startsWith("broadcast.")) broadcasts.onEvent(event);
       if (event.type.startsWith("quota.") || event.type.startsWith("billing.")) banner.refresh();
       if (event.type.startsWith("contact.") || event.type.startsWith("consent.")) thread.onContactEvent(event);
   }

@@ -1,6 +1,7 @@
 // The right pane: the thread with delivery states, the conversation actions and the composer.
 
-import { api, optional } from "./api.js";
+import { api, optional, upload } from "./api.js";
+import { t } from "./i18n.js";
 import { h, clear, $, option } from "./dom.js";
 import { state, userName } from "./state.js";
 import { DELIVERY, reasonText, channelIcon, CHANNEL_NAMES, clock, longDate, PRIORITIES } from "./format.js";
@@ -325,8 +326,58 @@ function composer(c) {
     h("button", { id: "mode-reply", class: "tab active", role: "tab", onclick: () => setMode("reply") }, "Reply"),
     h("button", { id: "mode-note", class: "tab", role: "tab", onclick: () => setMode("note") }, "Private note"),
     h("button", { id: "open-templates", class: "tab", onclick: () => templatePicker() }, "Template…"));
-  const box = h("div", { id: "composer", class: "composer", data: { mode } }, tabs, error, cannedBox, text,
-    h("div", { class: "composer-bar" }, h("span", { class: "muted small", id: "composer-hint" }, ""), sendButton));
+  // Attachments: picked, dropped or pasted files go up at once (with progress); Send references them.
+  const files = []; // { file, id, progress, error, node }
+  const fileInput = h("input", { id: "composer-file", type: "file", multiple: true, hidden: true, onchange: () => { addFiles(fileInput.files); fileInput.value = ""; } });
+  const fileList = h("ul", { id: "composer-files", class: "composer-files", "aria-label": t("composer.attachments") });
+  const attachButton = h("button", { id: "attach", class: "small-button", title: t("composer.attach_hint"), onclick: () => fileInput.click() }, t("composer.attach"));
+  const box = h("div", { id: "composer", class: "composer", data: { mode } }, tabs, error, cannedBox, text, fileList, fileInput,
+    h("div", { class: "composer-bar" }, attachButton, h("span", { class: "muted small", id: "composer-hint" }, ""), sendButton));
+
+  function renderFile(entry) {
+    const preview = IMAGE_TYPES.includes(entry.file.type)
+      ? h("img", { class: "file-preview", src: URL.createObjectURL(entry.file), alt: "" })
+      : h("span", { class: "file-icon", "aria-hidden": "true" }, "📄");
+    const status = entry.error
+      ? h("span", { class: "file-error", role: "alert" }, entry.error)
+      : entry.id
+        ? h("span", { class: "muted small" }, t("composer.file_ready"))
+        : h("progress", { max: 1, value: entry.progress, "aria-label": t("composer.uploading", { name: entry.file.name || "" }) });
+    const remove = h("button", { class: "link-button file-remove", "aria-label": t("composer.remove_file", { name: entry.file.name || "" }), onclick: () => {
+      files.splice(files.indexOf(entry), 1);
+      entry.node.remove();
+    } }, "×");
+    const node = h("li", { class: "composer-file", data: { ready: entry.id ? "true" : "false" } }, preview,
+      h("span", { class: "file-name" }, entry.file.name || t("composer.pasted_image")), status, remove);
+    if (entry.node) entry.node.replaceWith(node);
+    entry.node = node;
+    return node;
+  }
+
+  function addFiles(list) {
+    for (const file of Array.from(list || [])) {
+      const entry = { file, id: null, progress: 0, error: null, node: null };
+      files.push(entry);
+      fileList.append(renderFile(entry));
+      upload(file, (fraction) => {
+        entry.progress = fraction;
+        const bar = entry.node && entry.node.querySelector("progress");
+        if (bar) bar.value = fraction;
+      }).then((uploaded) => { entry.id = uploaded.id; renderFile(entry); },
+        (err) => { entry.error = err.message; renderFile(entry); });
+    }
+  }
+  box.addEventListener("dragover", (e) => { e.preventDefault(); box.classList.add("dropping"); });
+  box.addEventListener("dragleave", () => box.classList.remove("dropping"));
+  box.addEventListener("drop", (e) => {
+    e.preventDefault();
+    box.classList.remove("dropping");
+    addFiles(e.dataTransfer && e.dataTransfer.files);
+  });
+  text.addEventListener("paste", (e) => {
+    const pasted = e.clipboardData && e.clipboardData.files;
+    if (pasted && pasted.length) { e.preventDefault(); addFiles(pasted); }
+  });
 
   function setMode(next) {
     mode = next;
@@ -341,17 +392,24 @@ function composer(c) {
 
   async function submit() {
     const value = text.value;
-    if (!value.trim()) return;
+    if (files.some((f) => !f.id && !f.error)) { showError(t("composer.wait_uploads")); return; }
+    if (files.some((f) => f.error)) { showError(t("composer.remove_failed")); return; }
+    const attachments = files.map((f) => f.id);
+    if (!value.trim() && !attachments.length) return;
     sendButton.disabled = true;
     error.hidden = true;
+    const body = { text: value.trim() ? value : null, attachments };
+    if (mode === "note") body.private = true;
     try {
-      const message = await api("POST", `/conversations/${current.conversation.id}/messages`, mode === "note" ? { text: value, private: true } : { text: value });
+      const message = await api("POST", `/conversations/${current.conversation.id}/messages`, body);
       onMessage(message, "message.created");
       if (message.status === "failed") {
         // Refused by the gate: keep the text so nothing is lost, and say why.
         showError(reasonText(message.reason), message.reason);
       } else {
         text.value = "";
+        files.splice(0);
+        clear(fileList);
         if (mode === "note") setMode("reply");
       }
     } catch (err) {

@@ -278,3 +278,50 @@ def _error(name: str) -> dict:
         "description": body["description"],
         "parameters": body.get("parameters"),
     }
+
+
+async def test_polling_passes_an_unreadable_update_keeps_it_raw_and_stores_the_next(
+    tmp_path: Path, bot_api: FakeBotApi
+):
+    tg = await telegram_gateway(tmp_path, bot_api, "polling")
+    try:
+        broken = await bot_api.push({"message": fixture("unreadable.json")["message"]})
+        ann = bot_api.user(111, "Ann", "Lee", "ann")
+        await bot_api.user_sends(ann, "still there?")
+        stored = await tg.stored("still there?")
+        assert stored["kind"] == "incoming"
+        adapter = await tg.gw.container.adapters.get(tg.channel_id)
+        assert isinstance(adapter, TelegramAdapter)
+        kept = await adapter._state.get(f"unreadable:{broken['update_id']}")
+        assert kept is not None and kept["update"]["message"]["message_id"] == "sixty-six"
+    finally:
+        await tg.close()
+
+
+async def test_the_webhook_answers_200_to_every_real_update_and_stores_the_messages(
+    tmp_path: Path, bot_api: FakeBotApi
+):
+    tg = await telegram_gateway(tmp_path, bot_api, "webhook")
+    try:
+        await bot_api.wait_for("setWebhook", lambda c: c.answer is True)
+        for name in (
+            "inline_query.json",
+            "my_chat_member.json",
+            "unreadable.json",
+            "contact.json",
+            "venue.json",
+            "dice.json",
+            "forwarded.json",
+        ):
+            await bot_api.push({k: v for k, v in fixture(name).items() if k != "update_id"})
+        stored = await tg.stored("[Forwarded from Carl Mo] order 77 arrived broken")
+        assert all(status == 200 for status in bot_api.webhook_answers), bot_api.webhook_answers
+        texts = [m["text"] for m in await tg.messages(stored["conversation_id"])]
+        assert texts == [
+            "Bea Diaz: +5511987654321",
+            "Blue Café, 12 Rua Augusta (-23.55, -46.63)",
+            "🎲 4",
+            "[Forwarded from Carl Mo] order 77 arrived broken",
+        ]
+    finally:
+        await tg.close()

@@ -3,13 +3,13 @@ settings."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from telegram import Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -23,7 +23,7 @@ from telegram.error import (
 from channels.telegram import Mode, TelegramConfig, telegram_channel
 from channels.telegram.adapter import callback_data
 from channels.telegram.errors import RedactingFilter, Redactor, map_send_error
-from channels.telegram.parse import parse_update
+from channels.telegram.parse import ParsedUpdate, UnreadableUpdate, parse_update
 from channels.telegram.split import MAX_TEXT, split_text, utf16_len
 from inbox.model import (
     ChannelInfo,
@@ -95,7 +95,8 @@ def test_callback_data_is_cut_to_64_bytes_without_breaking_a_character():
 
 def parse(name: str):
     raw = fixture(name)
-    return parse_update(6, Update.de_json(raw, None), raw)
+    parsed = parse_update(6, raw)
+    return parsed if isinstance(parsed, ParsedUpdate) else None
 
 
 def test_private_text():
@@ -152,10 +153,77 @@ def test_group_message_has_its_own_thread_and_names_the_sender():
     assert m.sender == "222" and m.text == "Bob (@bobby): does the shop open on Sunday?"
 
 
-def test_service_messages_are_skipped_and_stickers_kept_as_unsupported():
+def test_service_messages_are_skipped_and_stickers_show_their_emoji_and_image():
     assert parse("group_join.json") is None
     sticker = parse("sticker.json")
-    assert sticker is not None and sticker.message.content_type == "unsupported" and not sticker.files
+    assert sticker is not None and (sticker.message.content_type, sticker.message.text) == ("sticker", "👍")
+    [ref] = sticker.files
+    assert ref.content_type == "image/webp"
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "text"),
+    [
+        ("contact.json", "contacts", "Bea Diaz: +5511987654321"),
+        ("venue.json", "location", "Blue Café, 12 Rua Augusta (-23.55, -46.63)"),
+        ("dice.json", "dice", "🎲 4"),
+        ("forwarded.json", "text", "[Forwarded from Carl Mo] order 77 arrived broken"),
+        ("voice.json", "voice", None),
+        ("poll.json", "poll", "Which day?\nMon / Tue"),
+    ],
+)
+def test_real_message_kinds_land_readable(name: str, content_type: str, text: str | None):
+    parsed = parse(name)
+    assert parsed is not None
+    assert (parsed.message.content_type, parsed.message.text) == (content_type, text)
+
+
+def test_service_updates_are_ignored_and_broken_ones_refused():
+    for name in ("inline_query.json", "my_chat_member.json"):
+        assert not isinstance(parse_update(6, fixture(name)), ParsedUpdate)
+    with pytest.raises(UnreadableUpdate):
+        parse_update(6, fixture("unreadable.json"))
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "message",
+                        "chat",
+                        "id",
+                        "from",
+                        "message_id",
+                        "text",
+                        "photo",
+                        "caption",
+                        "sticker",
+                        "venue",
+                        "location",
+                        "contact",
+                        "callback_query",
+                        "forward_origin",
+                        "file_id",
+                        "date",
+                        "type",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
+        max_leaves=25,
+    )
+)
+def test_any_json_parses_or_is_refused_as_unreadable(value):
+    raw = {"update_id": 1, **value} if isinstance(value, dict) else {"update_id": 1, "message": value}
+    # Anything else (a TypeError, a KeyError) would fail the test: the parser reads every field leniently.
+    with contextlib.suppress(UnreadableUpdate):
+        parse_update(6, raw)
 
 
 # -- errors ----------------------------------------------------------------------------------------

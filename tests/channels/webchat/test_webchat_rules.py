@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from channels.media import sniff
 from channels.webchat.config import WebchatConfig
 from channels.webchat.hours import BusinessHours
 from channels.webchat.identity import (
@@ -21,7 +22,7 @@ from channels.webchat.identity import (
 )
 from channels.webchat.limits import RateLimiter
 from channels.webchat.targeting import FlowRule, UrlCondition, choose_flow
-from channels.webchat.uploads import UploadRefused, check_upload, safe_filename, sniff
+from channels.webchat.uploads import UploadRefused, check_upload, safe_filename
 from tests.harness import ManualClock
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + struct.pack(">II", 1, 1) + b"\x08\x06\x00\x00\x00"

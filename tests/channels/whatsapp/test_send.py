@@ -197,6 +197,19 @@ async def test_simulator_throughput_limit_answers_130429(world):
     assert answers[2][1]["error"]["code"] == 130429
 
 
+async def test_an_agent_replies_with_an_uploaded_image_and_the_phone_gets_the_media(world):
+    conversation_id, _ = await open_conversation(world, "+5511987650011")
+    stream = await world.gw.stream()
+    await stream.ready()
+    status, uploaded = await world.gw.upload(PNG, "receipt.png")
+    assert status == 201 and uploaded["content_type"] == "image/png", uploaded
+    message = await reply(world, conversation_id, text="Your receipt", attachments=[uploaded["id"]])
+    await stream.next(updated(message["id"], "delivered"))
+    [out] = outgoing(world, "5511987650011")
+    assert out.type == "image" and out.text == "Your receipt"
+    assert world.sim.media[out.extra["media_id"]].data == PNG  # uploaded to the Graph API first
+
+
 async def test_image_with_caption_and_buttons_and_mark_read(world):
     conversation_id, inbound = await open_conversation(world, "+5511987650010")
     key = await world.gw.container.media.put(PNG)
