@@ -17,10 +17,14 @@ from gateway.api import (
     broadcasts,
     contacts,
     conversations,
+    events,
     jobs,
+    notifications,
     policies,
+    profile,
     reports,
     routing,
+    segmentations,
     tickets,
     uploads,
     web_session,
@@ -30,6 +34,7 @@ from gateway.api import (
 from gateway.api.auth import auth_middleware
 from gateway.api.context import CONTAINER, PUBLIC_PATHS
 from gateway.api.errors import error_middleware
+from gateway.api.events import add_routes as add_event_webhook_routes
 from gateway.api.spec import openapi_document, register
 from gateway.container import Container
 from gateway.metrics import CONTENT_TYPE
@@ -66,8 +71,12 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             audiences.api,
             reports.api,
             tickets.api,
+            notifications.api,
+            profile.api,
             uploads.api,
             webhook_subscriptions.api,
+            events.api,
+            segmentations.api,
         ],
         API_PREFIX,
     )
@@ -82,12 +91,14 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    add_event_webhook_routes(app)  # before the channels' /webhooks/{kind}/{channel_id}
     add_webhook_routes(app)
     add_webchat_routes(app)
     if container.settings.simulator:
         mount_simulator(app, container)
     if manage_container:
         app.cleanup_ctx.append(_lifecycle)
+    notifications.add_runtime(app)  # after the container has started
     return app
 
 

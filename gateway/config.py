@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     simulator: bool = False  # mount the WhatsApp simulator at /simulator/
     job_concurrency: int = Field(default=16, ge=1, le=1024)
     reopen_days: float = Field(default=7.0, ge=0)
+    notification_mail_minutes: float = Field(default=10.0, ge=0)  # one notification mail per conversation
     log_level: str = "INFO"
     # The event loop of ``switchboard serve``: "uvloop" needs the ``uvloop`` extra. The standard loop stays
     # the default: in bench/README.md uvloop did not make the gateway reliably faster (its cost is in

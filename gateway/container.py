@@ -25,6 +25,7 @@ from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
+from gateway.whatsapp_number import follow_number_change
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.broadcasts import (
     BroadcastRunner,
@@ -41,6 +42,7 @@ from inbox.jobs import InProcessJobs
 from inbox.mail import MailQueue
 from inbox.media import MediaStore
 from inbox.model import ChannelKind
+from inbox.notifications import Notifier
 from inbox.outbox import Outbox
 from inbox.quota import Quota
 from inbox.schema import migrate
@@ -75,6 +77,7 @@ class Container:
     smtp: SmtpServer
     leases: Leases
     metrics: Metrics
+    notifier: Notifier
     webhooks: WebhookSender
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
@@ -193,7 +196,7 @@ def build(
     )
     db.on_events.append(record_facts)  # report facts commit with the events they come from
     pipeline = InboundPipeline(db, clock, media, reopen_within=timedelta(days=settings.reopen_days))
-    pipeline.hooks.append(record_visitor_context)
+    pipeline.hooks += [record_visitor_context, follow_number_change]
     outbox = Outbox(db, jobs, adapters.get, clock, lease=timedelta(seconds=settings.dispatch_lease_seconds))
     # A held conversation (business opens first) is opened by the business's first message: that policy
     # refuses nothing. DESIGN.md §3: the plan's contact limit, consent, then the service window, then the
@@ -219,6 +222,11 @@ def build(
     pipeline.hooks += [routing, bots.hook]
     broadcasts = BroadcastRunner(db, jobs, outbox, clock)
     queue_watcher = QueueWatcher(bus, assigner)
+    # Notices for users are rows written with the events they come from (and their mail with them).
+    notifier = Notifier(
+        settings.effective_public_url(), timedelta(minutes=settings.notification_mail_minutes)
+    )
+    db.on_events.append(notifier)
     webhooks = WebhookSender(
         db,
         jobs,
@@ -268,6 +276,7 @@ def build(
         smtp=smtp,
         leases=leases,
         metrics=Metrics(),
+        notifier=notifier,
         webhooks=webhooks,
         role=role,
         pokes=pokes,

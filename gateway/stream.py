@@ -111,6 +111,13 @@ class StreamHub(OrderedListener):
             if not clients:
                 del self._clients[client.account_id]
 
+    def send_to_user(self, account_id: int, user_id: int, data: str) -> None:
+        """One frame for one user's live sockets (a notification), outside the event order."""
+        frame = text_frame(data.encode())
+        for client in list(self._clients.get(account_id, ())):
+            if client.user_id == user_id and client.pending is None:
+                write_frame(client.ws, client.transport, frame)
+
     # -- visibility -------------------------------------------------------------------------------------
 
     def _fresh_members(self, inbox_id: int) -> frozenset[int] | None:

@@ -466,6 +466,29 @@ class BroadcastRunner:
         return view
 
 
+def is_consent_keyword(ctx: InboundContext) -> bool:
+    """Whether the message is a consent keyword (STOP, YES…), which KeywordHook answers itself."""
+    config = ctx.channel.config or {}
+    return consent_enabled(ctx.channel) and match_keyword(ctx.inbound.text, config) is not None
+
+
+async def auto_answer(
+    session: AsyncSession, ctx: InboundContext, outbox: Outbox, config_key: str, default: str
+) -> None:
+    """Answer the inbound message after the commit with the channel's ``config_key`` text, else the
+    translated ``default`` (an ``N_`` message), through the outbox like every send."""
+    text = (ctx.channel.config or {}).get(config_key)
+    if not (isinstance(text, str) and text.strip()):
+        tr = translator(await account_language(session, ctx.channel.account_id))
+        text = tr.gettext(default)
+    draft = Draft(conversation_id=ctx.conversation.id, text=text, origin="system")
+
+    async def answer() -> None:
+        await outbox.submit(draft)
+
+    ctx.after_commit.append(answer)
+
+
 class RepliesDisabledHook:
     """Inbound hook: an answer in a conversation with replies disabled gets the channel's auto-answer.
 
@@ -479,20 +502,9 @@ class RepliesDisabledHook:
     async def __call__(self, session: AsyncSession, ctx: InboundContext) -> None:
         if not (ctx.conversation.meta or {}).get("replies_disabled") or ctx.new_conversation:
             return
-        config = ctx.channel.config or {}
-        if consent_enabled(ctx.channel) and match_keyword(ctx.inbound.text, config) is not None:
+        if is_consent_keyword(ctx):
             return
-        text = config.get("replies_disabled_answer")
-        if not (isinstance(text, str) and text.strip()):
-            tr = translator(await account_language(session, ctx.channel.account_id))
-            text = tr.gettext(DEFAULT_AUTO_ANSWER)
-        draft = Draft(conversation_id=ctx.conversation.id, text=text, origin="system")
-        outbox = self._outbox
-
-        async def answer() -> None:
-            await outbox.submit(draft)
-
-        ctx.after_commit.append(answer)
+        await auto_answer(session, ctx, self._outbox, "replies_disabled_answer", DEFAULT_AUTO_ANSWER)
 
 
 class BusinessOpensFirstHook:
@@ -525,23 +537,11 @@ class BusinessOpensFirstHook:
             if opened:
                 ctx.conversation.meta = {**meta, "held": False}
                 return
-        config = ctx.channel.config or {}
-        keyword = consent_enabled(ctx.channel) and match_keyword(ctx.inbound.text, config) is not None
-        answered = bool(meta.get("held_answered")) or keyword  # a STOP gets its own confirmation
+        answered = bool(meta.get("held_answered")) or is_consent_keyword(ctx)  # STOP has its own answer
         ctx.conversation.meta = {**meta, "held": True, "held_answered": True}
         if answered:
             return
-        text = config.get("business_opens_first_answer")
-        if not (isinstance(text, str) and text.strip()):
-            tr = translator(await account_language(session, ctx.channel.account_id))
-            text = tr.gettext(DEFAULT_HELD_ANSWER)
-        draft = Draft(conversation_id=ctx.conversation.id, text=text, origin="system")
-        outbox = self._outbox
-
-        async def answer() -> None:
-            await outbox.submit(draft)
-
-        ctx.after_commit.append(answer)
+        await auto_answer(session, ctx, self._outbox, "business_opens_first_answer", DEFAULT_HELD_ANSWER)
 
 
 class OpensHeldConversations:

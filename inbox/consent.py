@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
 from inbox.folding import fold
+from inbox.i18n import N_, Translator, account_language, translator
 from inbox.inbound import InboundContext
 from inbox.model import ChannelKind, MessageKind, Reason
 from inbox.outbox import Draft, Outbox, Refusal, SendContext
@@ -47,14 +48,30 @@ class Keyword(StrEnum):
 
 
 DEFAULT_KEYWORDS: dict[Keyword, tuple[str, ...]] = {
-    Keyword.OPT_OUT: ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "PARAR", "SAIR"),
-    Keyword.OPT_IN: ("START", "YES", "UNSTOP", "SUBSCRIBE", "SIM"),
+    Keyword.OPT_OUT: (
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "PARAR",
+        "SAIR",
+        "CANCELAR",
+        "DESCADASTRAR",
+    ),
+    Keyword.OPT_IN: ("START", "YES", "UNSTOP", "SUBSCRIBE", "SIM", "ACEITO", "QUERO", "INICIAR"),
     Keyword.HELP: ("HELP", "INFO", "AJUDA"),
 }
+# English msgids, said in the account's language (inbox.i18n) unless the channel sets its own text.
 DEFAULT_TEXTS: dict[Keyword, str] = {
-    Keyword.OPT_OUT: "You are unsubscribed and will get no more messages. Reply START to subscribe again.",
-    Keyword.OPT_IN: "You are subscribed. Reply STOP to unsubscribe, HELP for help.",
-    Keyword.HELP: "Reply STOP to unsubscribe or START to subscribe. An agent will also read your message.",
+    Keyword.OPT_OUT: N_(
+        "You are unsubscribed and will get no more messages. Reply START to subscribe again."
+    ),
+    Keyword.OPT_IN: N_("You are subscribed. Reply STOP to unsubscribe, HELP for help."),
+    Keyword.HELP: N_(
+        "Reply STOP to unsubscribe or START to subscribe. An agent will also read your message."
+    ),
 }
 
 
@@ -99,9 +116,12 @@ def match_keyword(text: str | None, config: dict[str, Any] | None) -> Keyword | 
     return None
 
 
-def reply_text(config: dict[str, Any] | None, kind: Keyword) -> str:
+def reply_text(config: dict[str, Any] | None, kind: Keyword, tr: Translator | None = None) -> str:
+    """The channel's own confirmation text, else the default in ``tr``'s language (English without one)."""
     text = (config or {}).get(f"{kind.value}_text")
-    return str(text) if text else DEFAULT_TEXTS[kind]
+    if text:
+        return str(text)
+    return tr.gettext(DEFAULT_TEXTS[kind]) if tr else DEFAULT_TEXTS[kind]
 
 
 def opt_in_link(channel: t.Channel) -> str | None:
@@ -247,7 +267,9 @@ class KeywordHook:
             )
             if not changed:
                 return
-        draft = Draft(conversation_id=ctx.conversation.id, text=reply_text(config, keyword), origin="system")
+        tr = translator(await account_language(session, ctx.channel.account_id))
+        text = reply_text(config, keyword, tr)
+        draft = Draft(conversation_id=ctx.conversation.id, text=text, origin="system")
         outbox = self._outbox
 
         async def confirm() -> None:

@@ -29,9 +29,7 @@ async def resolve_contact(
     session: AsyncSession, account_id: int, kind: str, address: str, name: str | None, now: datetime
 ) -> t.Contact:
     """The contact behind a normalized address, created with its identity on first sight."""
-    contact: t.Contact | None = await session.scalar(
-        _BY_IDENTITY, {"account_id": account_id, "kind": kind, "address": address}
-    )
+    contact = await contact_by_identity(session, account_id, kind, address)
     if contact is not None:
         if name and not contact.name:
             contact.name = name
@@ -58,3 +56,23 @@ async def identities_of(session: AsyncSession, contact_id: int) -> list[t.Contac
         .order_by(t.ContactIdentity.id)
     )
     return list(rows)
+
+
+async def contact_by_identity(
+    session: AsyncSession, account_id: int, kind: str, address: str
+) -> t.Contact | None:
+    contact: t.Contact | None = await session.scalar(
+        _BY_IDENTITY, {"account_id": account_id, "kind": kind, "address": address}
+    )
+    return contact
+
+
+async def attach_identity(session: AsyncSession, contact: t.Contact, kind: str, address: str) -> bool:
+    """Give the contact this (normalized) address unless someone already has it; True if it was added."""
+    if await contact_by_identity(session, contact.account_id, kind, address) is not None:
+        return False
+    session.add(
+        t.ContactIdentity(account_id=contact.account_id, kind=kind, address=address, contact_id=contact.id)
+    )
+    await session.flush()
+    return True

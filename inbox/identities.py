@@ -6,7 +6,7 @@ import functools
 
 import phonenumbers
 
-from inbox.model import ChannelKind
+from inbox.model import WHATSAPP_USER_ID, ChannelKind
 
 
 class InvalidAddress(ValueError):
@@ -42,6 +42,8 @@ def normalize_address(kind: ChannelKind | str, raw: str) -> str:
     """The canonical form of an address on a channel kind; raises InvalidAddress."""
     kind = ChannelKind(kind)
     if kind is ChannelKind.WHATSAPP:
+        if WHATSAPP_USER_ID.match(raw.strip()):
+            return raw.strip()
         return normalize_phone(raw)
     if kind is ChannelKind.EMAIL:
         return normalize_email(raw)

@@ -5,12 +5,17 @@ Channel adapters import this module and nothing else of the core (import-linter 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# WhatsApp's business-scoped user id (``US.13491208655302741918``): a contact who shows a username
+# instead of a phone number is known only by it (the channel parses it, the core keys a contact on it).
+WHATSAPP_USER_ID = re.compile(r"^[A-Z]{2}\.[0-9A-Za-z]{1,64}$")
 
 
 class ChannelKind(StrEnum):
@@ -26,6 +31,7 @@ class Role(StrEnum):
     BILLING_ADMIN = "billing_admin"
     ADMIN = "admin"
     AGENT = "agent"
+    INTEGRATION = "integration"  # a system that posts contact events; sees no inbox
 
 
 class ConversationStatus(StrEnum):
@@ -174,6 +180,8 @@ class OutboundMessage(BaseModel):
     subject: str | None = None
     # Provider ids of the conversation's earlier messages, oldest first (email References).
     references: tuple[str, ...] = ()
+    # The replying agent's display name (agent profile), for channels that show a sender (email From).
+    sender_name: str | None = None
 
 
 class SendResult(BaseModel):

@@ -346,6 +346,7 @@ class Outbox:
                 thread_key=conversation.thread_key,
                 reply_to_provider_id=await _last_inbound_provider_id(session, conversation.id),
                 references=await _thread_provider_ids(session, conversation.id, message.id),
+                sender_name=await _display_name(session, message.author_id),
             )
 
         try:
@@ -605,6 +606,14 @@ def _draft_of(message: t.Message) -> Draft:
         author_id=message.author_id,
         origin=message.origin,  # type: ignore[arg-type]
     )
+
+
+async def _display_name(session: AsyncSession, author_id: int | None) -> str | None:
+    """The author's display name from their agent profile, if they set one."""
+    if author_id is None:
+        return None
+    profile = await session.get(t.AgentProfile, author_id)
+    return profile.display_name if profile is not None else None
 
 
 async def _last_inbound_provider_id(session: AsyncSession, conversation_id: int) -> str | None:

@@ -982,3 +982,74 @@ class WebhookAttempt(Base):
 
 
 __all__ += ["WebhookAttempt", "WebhookDelivery", "WebhookSubscription"]
+
+
+# -- contact events, products, segmentations (inbox/contact_events.py, inbox/segmentations.py) -------
+
+
+class EventSource(Base):
+    """An integration that posts contact events signed with its own secret (HMAC-SHA256 of the body)."""
+
+    __tablename__ = "event_sources"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(String(128))  # needed to check signatures, so kept; never listed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Product(Base):
+    """A product events happen to, known by the integration's id; its kind decides the event types."""
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("account_id", "external_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    external_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # inbox.products.ProductKind
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactEvent(Base):
+    """Something a contact did (a purchase, a refund, a lesson), as an integration reported it once."""
+
+    __tablename__ = "contact_events"
+    __table_args__ = (
+        UniqueConstraint("account_id", "external_id"),
+        Index("ix_contact_events_contact", "contact_id", "occurred_at", "id"),
+        Index("ix_contact_events_product", "product_id", "occurred_at", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    external_id: Mapped[str] = mapped_column(String(200))  # the integration's event id (idempotency)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), nullable=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("event_sources.id"), nullable=True)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the event changed: [{"tag", "action", "rule": "standard" | segmentation id}].
+    effects: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Segmentation(Base):
+    """A producer's own rule: on an event type (of one product or any), if a condition holds, tag."""
+
+    __tablename__ = "segmentations"
+    __table_args__ = (Index("ix_segmentations_account_event", "account_id", "event_type", "active"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), nullable=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    condition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # inbox.conditions.Condition
+    action: Mapped[str] = mapped_column(String(16))  # add_tag | remove_tag
+    tag: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["ContactEvent", "EventSource", "Product", "Segmentation"]

@@ -23,6 +23,7 @@ TagSource = Literal["auto", "manual"]
 MAX_TAG = 200
 TAG_ADDED = "contact.tag_added"
 TAG_REMOVED = "contact.tag_removed"
+AUTO_PREFIX = "product:"  # the standard rules' tags (inbox.products.product_tag)
 
 
 class TagError(ValueError):
@@ -56,6 +57,8 @@ async def add_tag(
     A rule's tag on a contact who had it by hand becomes automatic (rules own it from then on).
     """
     tag = normalize_tag(tag)
+    if source == "manual" and tag.startswith(AUTO_PREFIX):
+        raise TagError(f"tags starting with {AUTO_PREFIX!r} are automatic: only product rules add them")
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     values = {
         "contact_id": contact.id,

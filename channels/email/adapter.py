@@ -286,7 +286,7 @@ class EmailChannel:
         try:
             mail = build_mail(
                 from_address=self.address,
-                from_name=self.config.from_name,
+                from_name=message.sender_name or self.config.from_name,
                 to=to,
                 subject=subject,
                 text=text,

@@ -81,24 +81,51 @@ def _addresses(msg: Message, name: str, notes: list[str]) -> list[str]:
         return []
 
 
+# After the declared charset (or with none): UTF-8, then the Windows code page most 8-bit mail is in,
+# which decodes every byte (so nothing becomes U+FFFD).
+FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
+
+
+def _decode(payload: bytes, declared: str | None, notes: list[str]) -> str:
+    """The declared charset when the bytes are valid in it, else the first fallback that reads them."""
+    for charset in (declared, *FALLBACK_CHARSETS) if declared else FALLBACK_CHARSETS:
+        try:
+            text = payload.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+        if declared and charset != declared:
+            notes.append(f"charset {declared} did not fit; read as {charset}")
+        return text
+    return payload.decode("utf-8", errors="replace")  # unreachable: latin-1 reads every byte
+
+
 def _text_of(part: Message, notes: list[str]) -> str | None:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if isinstance(payload, bytes):
+        try:
+            declared = part.get_content_charset()
+        except Exception:
+            declared = None
+        return _decode(payload, declared, notes).replace("\r\n", "\n")
     try:
         content = part.get_content()  # type: ignore[attr-defined]
         if isinstance(content, str):
             return content.replace("\r\n", "\n")
-    except Exception as exc:  # unknown charset, broken transfer encoding
+    except Exception as exc:  # broken transfer encoding
         notes.append(f"body {part.get_content_type()}: {type(exc).__name__}")
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        return None
-    if isinstance(payload, bytes):
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            return payload.decode(charset, errors="replace").replace("\r\n", "\n")
-        except LookupError:
-            return payload.decode("utf-8", errors="replace").replace("\r\n", "\n")
     return None
+
+
+def _leaves(part: Message) -> list[Message]:
+    """The MIME tree's leaf parts: every multipart/* is opened; a forwarded message/rfc822 is a leaf."""
+    if part.get_content_maintype() == "multipart":
+        payload = part.get_payload()
+        children = payload if isinstance(payload, list) else []
+        return [leaf for child in children if isinstance(child, Message) for leaf in _leaves(child)]
+    return [part]
 
 
 def _automated(msg: Message, content_type: str, sender: str | None, notes: list[str]) -> str | None:
@@ -241,8 +268,14 @@ def _bodies(msg: EmailMessage, parsed: ParsedMail) -> None:
                 parsed.text = _text_of(msg, notes)
         except Exception:
             notes.append("body unreadable")
+    # Attachments are exactly the leaves that are not the chosen bodies: parts without a
+    # Content-Disposition, inline images and binary parts deep in nested multiparts included.
     try:
-        parts = list(msg.iter_attachments()) if msg.is_multipart() else []
+        parts = [
+            leaf
+            for leaf in _leaves(msg)
+            if leaf is not plain and leaf is not html and not (leaf is msg and parsed.text is not None)
+        ]
     except Exception as exc:
         notes.append(f"attachments: {type(exc).__name__}")
         parts = []

@@ -142,9 +142,13 @@ class WhatsAppAdapter:
             _LOGGER.warning("whatsapp channel %s: webhook with a bad or missing signature", self.channel_id)
             return web.Response(status=401, text="bad signature")
         try:
-            parsed = parse_envelope(self.channel_id, json.loads(body))
-        except (ValueError, InvalidWebhook) as exc:
-            return web.Response(status=400, text=f"not a webhook payload: {type(exc).__name__}")
+            payload = json.loads(body)
+        except ValueError:
+            return web.Response(status=400, text="not a webhook payload: the body is not JSON")
+        try:
+            parsed = parse_envelope(self.channel_id, payload, self.config.phone_number_id)
+        except InvalidWebhook as exc:
+            return web.Response(status=400, text=f"not a webhook payload: {exc}")
         assert self._sink is not None and self._statuses is not None, "adapter not started"
         try:
             for item in parsed.messages:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.context import container_of, path_id, user_of
-from gateway.api.errors import ApiError, not_found
+from gateway.api.errors import ApiError, field_error, not_found
 from gateway.api.spec import ApiRoutes, Page
 from gateway.api.uploads import MAX_FILES, reply_attachments
 from inbox import tables as t
@@ -21,6 +21,7 @@ from inbox.conversations import ConversationPatch, apply_patch, find_or_open_con
 from inbox.identities import InvalidAddress, normalize_address
 from inbox.inbound import conversation_labels
 from inbox.model import ChannelKind, ConversationStatus, Priority, TemplateRef
+from inbox.notifications import mentioned_users
 from inbox.outbox import Draft, DraftError
 from inbox.queries import ConversationFilter, conversation_page, list_by_id
 from inbox.views import ConversationView, MessageView
@@ -263,6 +264,10 @@ async def post_message(request: web.Request, body: ReplyBody) -> MessageView:
     conversation_id = path_id(request)
     async with c.db.read() as session:
         conversation = await visible_conversation(session, user, conversation_id)
+        if body.private:  # a note's @name must be someone who can see the conversation
+            for mentioned in await mentioned_users(session, user.account_id, body.text):
+                if not await can_see_inbox(session, mentioned, conversation.inbox_id):
+                    raise field_error("text", f"{mentioned.name} is mentioned but is not in this inbox")
         channel = None if body.private else await session.get(t.Channel, conversation.channel_id)
         attachments = await reply_attachments(session, user, channel, body.attachments)
     draft = Draft(

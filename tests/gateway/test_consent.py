@@ -188,3 +188,32 @@ async def test_opt_in_link_for_whatsapp_prefills_the_keyword(tmp_path: Path):
         assert link["url"] == "http://sim.test/phone?to=15550100999&text=START"
     finally:
         await gw.close()
+
+
+async def test_an_account_in_portuguese_confirms_in_portuguese(tmp_path: Path, clock: ManualClock):
+    """A pt-BR account: "sair" opts out and "quero" opts in, each confirmed in Portuguese."""
+    gw = await start_gateway(tmp_path, clock=clock)
+    try:
+        await configure_channel(gw, consent=True, service_window=True, metered=False)
+        loop = await gw.loopback()
+        await loop.customer_writes("+15550200500", "STOP")
+        english, _ = await loop.next_sent()
+        assert (english.text or "").startswith("You are unsubscribed")
+
+        status, _ = await gw.api("PATCH", "/account", json_body={"language": "pt-BR"})
+        assert status == 200
+        out = await loop.customer_writes(PHONE, " Sair ")
+        confirmation, _ = await loop.next_sent()
+        assert confirmation.text == (
+            "Inscrição cancelada: você não receberá mais mensagens. "
+            "Responda INICIAR para se inscrever de novo."
+        )
+        _, conv = await gw.api("GET", f"/conversations/{out.conversation_id}")
+        assert (await _consent(gw, conv["contact_id"]))[LOOPBACK]["state"] == "opted_out"
+
+        await loop.customer_writes(PHONE, "Quero")
+        welcome, _ = await loop.next_sent()
+        assert welcome.text == "Inscrição confirmada. Responda SAIR para cancelar ou AJUDA para obter ajuda."
+        assert (await _consent(gw, conv["contact_id"]))[LOOPBACK]["state"] == "opted_in"
+    finally:
+        await gw.close()

@@ -5,6 +5,7 @@ import { h, clear, $ } from "./dom.js";
 import { state, matchesFilters, listQuery, userName } from "./state.js";
 import { ago, channelIcon, CHANNEL_NAMES, initials } from "./format.js";
 import * as thread from "./thread.js";
+import { t } from "./i18n.js";
 
 let pane = null;
 let loadToken = 0;
@@ -14,7 +15,7 @@ export function mount(el) {
   pane = el;
   clear(pane,
     h("div", { class: "list-header" },
-      h("h1", { id: "list-title" }, "Conversations"),
+      h("h1", { id: "list-title" }, t("list.conversations")),
       h("span", { id: "list-summary", class: "muted small" })),
     h("ul", { id: "conversation-list", class: "conversation-list", role: "list" }),
     h("div", { class: "list-footer" }, h("button", { id: "load-more", class: "link-button", hidden: true, onclick: loadMore }, "Load more")),
@@ -24,9 +25,9 @@ export function mount(el) {
 }
 
 function title() {
-  if (state.inboxId !== null) return (state.inboxes.find((i) => i.id === state.inboxId) || {}).name || "Inbox";
-  if (state.teamId !== null) return (state.teams.find((t) => t.id === state.teamId) || {}).name || "Team";
-  return { mine: "Mine", unassigned: "Unassigned", all: "All conversations" }[state.view];
+  if (state.inboxId !== null) return (state.inboxes.find((i) => i.id === state.inboxId) || {}).name || t("list.inbox");
+  if (state.teamId !== null) return (state.teams.find((team) => team.id === state.teamId) || {}).name || t("list.team");
+  return { mine: t("nav.mine"), unassigned: t("nav.unassigned"), all: t("list.all_conversations") }[state.view];
 }
 
 export async function reload() {
@@ -99,9 +100,9 @@ export function renderAll() {
 }
 
 function row(c) {
-  const name = c.contact_name || c.contact_address || `Contact ${c.contact_id}`;
+  const name = c.contact_name || c.contact_address || t("list.contact", { id: String(c.contact_id) });
   const last = c.last_message;
-  const preview = last ? [last.kind === "outgoing" ? "You: " : last.kind === "note" ? "Note: " : "", last.text || ""].join("") : "";
+  const preview = last ? [last.kind === "outgoing" ? t("list.you") + " " : last.kind === "note" ? t("list.note") + " " : "", last.text || ""].join("") : "";
   const selected = c.id === state.selectedId;
   return h("li", { class: ["conversation", selected && "selected", c.unread_count && "unread"], data: { id: c.id, status: c.status } },
     h("a", { href: `#/conversations/${c.id}`, "aria-current": selected ? "true" : null },
@@ -118,7 +119,7 @@ function row(c) {
           h("span", { class: "assignee" }, c.assignee_id ? `→ ${userName(c.assignee_id)}` : "Unassigned"),
           c.priority && c.priority !== "none" ? h("span", { class: ["priority", `priority-${c.priority}`] }, c.priority) : null,
           c.status !== "open" ? h("span", { class: ["status-pill", `status-${c.status}`] }, c.status) : null,
-          c.waiting_since ? h("span", { class: "waiting", title: "Waiting for a reply" }, `waiting ${ago(c.waiting_since)}`) : null),
+          c.waiting_since ? h("span", { class: "waiting", title: t("list.waiting_title") }, t("list.waiting", { ago: ago(c.waiting_since) })) : null),
       ),
     ),
   );

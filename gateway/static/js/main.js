@@ -13,6 +13,7 @@ import * as admin from "./admin.js";
 import * as tickets from "./tickets.js";
 import * as reports from "./reports.js";
 import * as broadcasts from "./broadcasts.js";
+import * as bell from "./bell.js";
 import { installShortcuts } from "./shortcuts.js";
 import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
@@ -119,6 +120,7 @@ function shell() {
         h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
         h("a", { href: "#/reports", class: "top-link", id: "reports-link" }, t("reports.title")),
         h("a", { href: "#/broadcasts", class: "top-link", id: "broadcasts-link" }, t("broadcasts.title")),
+        bell.button(),
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,

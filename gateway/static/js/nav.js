@@ -5,6 +5,7 @@ import { h, clear, $, option } from "./dom.js";
 import { state } from "./state.js";
 import { CHANNEL_NAMES, PRIORITIES, STATUSES } from "./format.js";
 import * as list from "./list.js";
+import { t } from "./i18n.js";
 
 let countsTimer = null;
 
@@ -19,7 +20,7 @@ export function refreshCounts() {
 }
 
 function badge(n) {
-  return n ? h("span", { class: "count", "aria-label": `${n} unread` }, String(n)) : null;
+  return n ? h("span", { class: "count", "aria-label": t("nav.unread", { count: n }) }, String(n)) : null;
 }
 
 function choose(update) {
@@ -41,7 +42,7 @@ export function render() {
     h("a", { href: "#/", class: ["nav-item", active(view, null, null) && "active"], data: { view }, onclick: choose(() => { state.view = view; state.inboxId = null; state.teamId = null; }) },
       h("span", {}, label), badge(n)));
   const f = state.filters;
-  const search = h("input", { type: "search", id: "search", placeholder: "Search contacts and messages", value: f.q, "aria-label": "Search" });
+  const search = h("input", { type: "search", id: "search", placeholder: t("nav.search_placeholder"), value: f.q, "aria-label": t("nav.search") });
   search.addEventListener("keydown", (e) => {
     if (e.key === "Enter") { f.q = search.value.trim(); list.reload(); }
     if (e.key === "Escape") { search.value = ""; f.q = ""; list.reload(); search.blur(); }
@@ -49,33 +50,33 @@ export function render() {
   search.addEventListener("search", () => { f.q = search.value.trim(); list.reload(); });
   const filter = (key, label, values, names) => h("label", { class: "filter" }, label,
     h("select", { id: `filter-${key}`, onchange: (e) => { f[key] = e.target.value; list.reload(); } },
-      option("", key === "status" ? "Any status" : "Any", f[key]),
+      option("", key === "status" ? t("nav.any_status") : t("nav.any"), f[key]),
       values.map((v) => option(v, names ? names[v] || v : v[0].toUpperCase() + v.slice(1), f[key]))));
   const kinds = [...new Set([...state.channels.values()].map((c) => c.kind))];
-  const labelInput = h("input", { id: "filter-label", type: "text", placeholder: "label", value: f.label, "aria-label": "Label" });
+  const labelInput = h("input", { id: "filter-label", type: "text", placeholder: t("nav.label_placeholder"), value: f.label, "aria-label": t("nav.label") });
   labelInput.addEventListener("change", () => { f.label = labelInput.value.trim().toLowerCase(); list.reload(); });
 
   clear(nav,
     h("div", { class: "nav-section" }, search),
     h("ul", { class: "nav-list" },
-      viewItem("mine", "Mine", counts.mine),
-      viewItem("unassigned", "Unassigned", counts.unassigned),
-      viewItem("all", "All", counts.all)),
-    h("h2", { class: "nav-heading" }, "Inboxes"),
+      viewItem("mine", t("nav.mine"), counts.mine),
+      viewItem("unassigned", t("nav.unassigned"), counts.unassigned),
+      viewItem("all", t("nav.all"), counts.all)),
+    h("h2", { class: "nav-heading" }, t("nav.inboxes")),
     h("ul", { class: "nav-list" }, state.inboxes.map((inbox) => h("li", {},
       h("a", { href: "#/", class: ["nav-item", active("all", inbox.id, null) && "active"], data: { inbox: inbox.id }, onclick: choose(() => { state.view = "all"; state.inboxId = inbox.id; state.teamId = null; }) },
         h("span", {}, inbox.name), badge(counts.inboxes[inbox.id]))))),
-    state.teams.length ? h("h2", { class: "nav-heading" }, "Teams") : null,
+    state.teams.length ? h("h2", { class: "nav-heading" }, t("nav.teams")) : null,
     h("ul", { class: "nav-list" }, state.teams.map((team) => h("li", {},
       h("a", { href: "#/", class: ["nav-item", active("all", null, team.id) && "active"], data: { team: team.id }, onclick: choose(() => { state.view = "all"; state.teamId = team.id; state.inboxId = null; }) },
         h("span", {}, team.name), badge(counts.teams[team.id]))))),
-    h("h2", { class: "nav-heading" }, "Filters"),
+    h("h2", { class: "nav-heading" }, t("nav.filters")),
     h("div", { class: "filters" },
-      filter("status", "Status", STATUSES),
-      filter("channel", "Channel", kinds, CHANNEL_NAMES),
-      filter("priority", "Priority", PRIORITIES.filter((p) => p !== "none")),
-      h("label", { class: "filter" }, "Label", labelInput)),
-    h("h2", { class: "nav-heading" }, "Team status"),
+      filter("status", t("nav.status"), STATUSES),
+      filter("channel", t("nav.channel"), kinds, CHANNEL_NAMES),
+      filter("priority", t("nav.priority"), PRIORITIES.filter((p) => p !== "none")),
+      h("label", { class: "filter" }, t("nav.label"), labelInput)),
+    h("h2", { class: "nav-heading" }, t("nav.team_status")),
     h("ul", { id: "presence-list", class: "presence-list" }),
   );
   renderPresence();

@@ -44,6 +44,10 @@ export class Stream {
         this.onReady(resumed);
         return;
       }
+      if (event.type === "notification") { // for this user only, outside the event order (js/bell.js)
+        window.dispatchEvent(new CustomEvent("sb:notification", { detail: event.notification }));
+        return;
+      }
       if (typeof event.id !== "number") return;
       if (this.last !== null && event.id <= this.last) return; // never apply twice
       this.last = event.id;

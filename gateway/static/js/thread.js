@@ -200,13 +200,13 @@ function renderHeader() {
         h("p", { class: "muted small" }, [c.channel_name, c.contact_address].filter(Boolean).join(" · "),
           " · ", h("span", { id: "thread-status", class: ["status-pill", `status-${c.status}`] }, c.status),
           c.status === "snoozed" && c.snoozed_until ? ` until ${longDate(c.snoozed_until)}` : "")),
-      h("button", { class: "small-button contact-toggle", "aria-label": "Contact details", title: "Contact details", onclick: () => document.body.classList.toggle(window.innerWidth > 1200 ? "contact-closed" : "contact-open") }, "Contact"),
+      h("button", { class: "small-button contact-toggle", "aria-label": t("thread.contact_details"), title: t("thread.contact_details"), onclick: () => document.body.classList.toggle(window.innerWidth > 1200 ? "contact-closed" : "contact-open") }, t("thread.contact")),
     ),
     h("div", { class: "thread-actions" },
       assign, team, priority,
       resolved
-        ? h("button", { id: "reopen", onclick: () => patch({ status: "open" }), title: "Reopen (o)" }, "Reopen")
-        : h("button", { id: "resolve", class: "primary", onclick: () => patch({ status: "resolved" }), title: "Resolve (e)" }, "Resolve"),
+        ? h("button", { id: "reopen", onclick: () => patch({ status: "open" }), title: t("thread.reopen_title") }, t("thread.reopen"))
+        : h("button", { id: "resolve", class: "primary", onclick: () => patch({ status: "resolved" }), title: t("thread.resolve_title") }, t("thread.resolve")),
       c.status !== "pending" && !resolved ? h("button", { id: "pending", onclick: () => patch({ status: "pending" }) }, "Pending") : null,
       c.status === "pending" || c.status === "snoozed" ? h("button", { id: "open-again", onclick: () => patch({ status: "open" }) }, "Open") : null,
       snooze,
@@ -263,11 +263,11 @@ function emailHtmlToggle(m) {
   const button = h("button", { class: "link-button small show-html", onclick: () => {
     if (holder.firstChild) {
       holder.replaceChildren();
-      button.textContent = "Show formatted email";
+      button.textContent = t("thread.show_email");
       return;
     }
-    holder.append(h("iframe", { class: "email-html", sandbox: "", src: `/api/v1/messages/${m.id}/html`, title: "Formatted email", referrerPolicy: "no-referrer", loading: "lazy" }));
-    button.textContent = "Hide formatted email";
+    holder.append(h("iframe", { class: "email-html", sandbox: "", src: `/api/v1/messages/${m.id}/html`, title: t("thread.email_frame"), referrerPolicy: "no-referrer", loading: "lazy" }));
+    button.textContent = t("thread.hide_email");
   } }, "Show formatted email");
   return h("div", { class: "email-html-box" }, button, holder);
 }

@@ -252,3 +252,35 @@ def test_fuzzed_mime_never_crashes_the_parser_or_the_adapter(headers, body):
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_parse(raw):
     parse_mail(raw)
+
+
+# -- recorded MIME shapes (tests/fixtures/email) ------------------------------------------------------
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[2] / "fixtures" / "email"
+
+
+def test_attachments_are_the_mime_leaves_that_are_not_the_body():
+    mail = parse_mail((FIXTURES / "nested_no_disposition.eml").read_bytes())
+    assert mail.text == "See the photo below."
+    assert "cid:img1" in (mail.html or "")
+    # The inline image and the disposition-less binary deep in the tree; no multipart container.
+    assert [(a.content_type, a.filename, len(a.data)) for a in mail.attachments] == [
+        ("image/png", None, 70),
+        ("application/octet-stream", "log.bin", 6),
+    ]
+
+
+def test_an_attachment_only_mail_keeps_its_file():
+    mail = parse_mail((FIXTURES / "attachment_only.eml").read_bytes())
+    assert mail.text is None
+    [pdf] = mail.attachments
+    assert (pdf.content_type, pdf.filename, pdf.data) == ("application/pdf", "scan.pdf", b"%PDF-1.4 scan")
+
+
+def test_text_is_decoded_with_its_charset_or_a_fallback_never_replacement_characters():
+    def text(name: str) -> str:
+        return parse_mail((FIXTURES / name).read_bytes()).text or ""
+
+    assert text("eightbit_no_charset.eml") == "Olá, não recebi o pedido.\n"  # 8-bit, no charset: cp1252
+    assert text("declared_charset_wrong.eml") == "Café com açúcar\n"  # says ascii, is UTF-8
+    assert text("declared_koi8r.eml") == "Привет\n"  # the declared charset when it fits

@@ -265,3 +265,24 @@ async def test_malformed_mime_over_smtp_is_stored_with_a_parse_note(tmp_path: Pa
         assert await gw.container.media.get(raw["original_media_key"]) == broken  # as received
     finally:
         await gw.close()
+
+
+async def test_recorded_mime_shapes_arrive_readable_over_smtp(tmp_path: Path, smtp_sink):
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures" / "email"
+    gw = await email_gateway(tmp_path, smtp_sink.port)
+    try:
+        port = gw.container.smtp.port
+        for name, sender in [
+            ("nested_no_disposition.eml", "ann@example.org"),
+            ("eightbit_no_charset.eml", "carla@example.org"),
+        ]:
+            assert await smtp_send(port, (fixtures / name).read_bytes(), sender, [SUPPORT]) == {}
+        photos = await conversation_of(gw, "ann@example.org")
+        _, messages = await gw.api("GET", f"/conversations/{photos['id']}/messages")
+        [shown] = messages["items"]
+        assert shown["text"] == "See the photo below."
+        assert [a["content_type"] for a in shown["attachments"]] == ["image/png", "application/octet-stream"]
+        accents = await conversation_of(gw, "carla@example.org")
+        assert await texts(gw, accents["id"]) == ["Olá, não recebi o pedido."]
+    finally:
+        await gw.close()

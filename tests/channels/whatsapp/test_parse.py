@@ -170,7 +170,21 @@ message_items = st.fixed_dictionaries(
         "id": wamids,
         "timestamp": st.one_of(st.integers(0, 2**33).map(str), st.text(max_size=5), st.none()),
         "type": st.sampled_from(
-            ["text", "image", "interactive", "button", "reaction", "location", "contacts", "sticker", "zzz"]
+            [
+                "text",
+                "image",
+                "interactive",
+                "button",
+                "reaction",
+                "location",
+                "contacts",
+                "sticker",
+                "edit",
+                "revoke",
+                "order",
+                "system",
+                "zzz",
+            ]
         ),
     },
     optional={
@@ -181,6 +195,13 @@ message_items = st.fixed_dictionaries(
         "reaction": json_values,
         "location": json_values,
         "context": json_values,
+        "edit": json_values,
+        "revoke": json_values,
+        "order": json_values,
+        "system": json_values,
+        "contacts": json_values,
+        "referral": json_values,
+        "from_user_id": json_values,
     },
 )
 
@@ -208,5 +229,84 @@ def test_every_well_formed_message_comes_out_exactly_once(batches, noise):
             "location",
             "contacts",
             "sticker",
+            "order",
+            "system",
+            "flow_reply",
+            "call_permission",
             "unsupported",
-        }
+        } or (item.message.content_type == "deleted" and item.message.edit_of)
+
+
+# -- real payload shapes beyond text --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "content_type", "text"),
+    [
+        (
+            "order.json",
+            "order",
+            "2 x SKU-TSHIRT-M at 49.9 BRL\n1 x SKU-MUG at 25 BRL\nDeliver after 6pm please",
+        ),
+        ("flow_reply.json", "flow_reply", "preferred_date: 2026-12-10\nparty_size: 4"),
+        ("call_permission_reply.json", "call_permission", "Call permission: accept"),
+        ("system_number_change.json", "system", "Ann changed from 16505551234 to 16505559999"),
+        ("system_identity_change.json", "system", "Ann's security code changed"),
+        (
+            "contacts_card.json",
+            "contacts",
+            "Bruno Lima: +55 11 91234-5678, +55 11 3333-4444, bruno@example.com\nCarla: +1 650 555 0000",
+        ),
+    ],
+)
+def test_orders_flows_notices_and_cards_show_their_content(fixture, content_type, text):
+    [item] = parse_envelope(1, load(fixture)).messages
+    assert (item.message.content_type, item.message.text) == (content_type, text)
+
+
+def test_edit_and_revoke_name_the_original():
+    [edit] = parse_envelope(1, load("edit.json")).messages
+    assert (edit.message.provider_message_id, edit.message.edit_of) == ("wamid.EDIT1", "wamid.ORIG1")
+    assert (edit.message.content_type, edit.message.text) == ("text", "I meant Tuesday")
+    [revoke] = parse_envelope(1, load("revoke.json")).messages
+    assert (revoke.message.edit_of, revoke.message.content_type, revoke.message.text) == (
+        "wamid.ORIG1",
+        "deleted",
+        None,
+    )
+
+
+def test_a_reaction_replaces_the_contacts_earlier_reaction_and_an_empty_one_withdraws_it():
+    [given_] = parse_envelope(1, load("reaction.json")).messages
+    [withdrawn] = parse_envelope(1, load("reaction_withdrawn.json")).messages
+    assert given_.message.edit_of == withdrawn.message.edit_of == "reaction:16505551234:wamid.OUT"
+    assert (withdrawn.message.content_type, withdrawn.message.text) == ("deleted", None)
+
+
+def test_a_sender_known_only_by_business_scoped_id_is_addressed_by_it():
+    [item] = parse_envelope(1, load("bsuid_only.json")).messages
+    m = item.message
+    assert (m.sender, m.sender_name, m.text) == ("US.13491208655302741918", "Dee", "hi from a username")
+    assert m.contact_attributes == {"whatsapp_username": "@dee"}
+    [with_phone] = parse_envelope(1, load("bsuid_with_phone.json")).messages
+    assert with_phone.message.sender == "16505551234"
+    assert with_phone.message.contact_attributes == {"whatsapp_user_id": "US.13491208655302741918"}
+
+
+def test_a_change_for_another_phone_number_id_is_left_out():
+    payload = load("other_phone_number.json")
+    parsed = parse_envelope(1, payload, phone_number_id="106540352242922")
+    assert (parsed.messages, parsed.foreign) == ([], 1)
+    assert len(parse_envelope(1, payload, phone_number_id="999999999999999").messages) == 1
+
+
+def test_an_ad_referral_goes_on_the_contact():
+    [item] = parse_envelope(1, load("referral.json")).messages
+    assert item.message.contact_attributes == {
+        "ad_headline": "Summer sale: 30% off",
+        "ad_source_type": "ad",
+        "ad_source_id": "120201234567890",
+        "ad_source_url": "https://fb.me/3cr4Wqqkv",
+        "ad_click_id": "ARAkLkA8rmlFeiCktEJQ",
+    }
+    assert item.message.raw["referral"]["headline"] == "Summer sale: 30% off"

@@ -7,6 +7,7 @@ import base64
 import json
 from pathlib import Path
 
+from channels.whatsapp.signature import sign
 from inbox.model import MessageStatus
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "whatsapp"
@@ -15,14 +16,25 @@ PNG = base64.b64decode(
 )
 
 
+DEMO_PHONE_NUMBER_ID = "100000000000001"  # gateway/demo.py's WhatsApp channel
+
+
 def fixture(name: str, wa_id: str | None = None, wamid: str | None = None) -> dict:
+    """A recorded payload addressed to the demo channel's number, with the sender and id replaced."""
     payload = json.loads((FIXTURES / name).read_text())
+    for entry in payload["entry"]:
+        for change in entry["changes"]:
+            metadata = change["value"].get("metadata", {})
+            if metadata.get("phone_number_id") == "106540352242922":  # the recordings' number
+                metadata["phone_number_id"] = DEMO_PHONE_NUMBER_ID
     value = payload["entry"][0]["changes"][0]["value"]
     for m in value.get("messages", []):
-        m["from"] = wa_id or m["from"]
+        if "from" in m:  # not on a sender known only by a business-scoped id
+            m["from"] = wa_id or m["from"]
         m["id"] = wamid or m["id"]
     for c in value.get("contacts", []):
-        c["wa_id"] = wa_id or c["wa_id"]
+        if "wa_id" in c:
+            c["wa_id"] = wa_id or c["wa_id"]
     for s in value.get("statuses", []):
         s["id"] = wamid or s["id"]
     return payload
@@ -203,3 +215,122 @@ async def test_a_message_the_core_cannot_take_does_not_block_the_rest_of_the_bat
     status, page = await world.gw.api("GET", "/conversations")
     whatsapp = [c for c in page["items"] if c["channel_id"] == world.channel_id]
     assert len(whatsapp) == 2
+
+
+async def row_of(world, message_id: int):
+    from inbox import tables as t
+
+    async with world.gw.container.db.read() as session:
+        return await session.get(t.Message, message_id)
+
+
+async def test_an_edit_rewrites_the_original_and_a_revoke_deletes_it(world):
+    original = fixture("text.json", wa_id="5511955550001", wamid="wamid.ORIG1")
+    original["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "See you Monday"
+    assert await world.post_webhook(original) == 200
+    conversation_id, _ = await world.conversation_of("wamid.ORIG1")
+    edit = fixture("edit.json", wa_id="5511955550001")
+    assert await world.post_webhook(edit) == 200
+    assert await world.post_webhook(edit) == 200  # redelivered: changes nothing more
+    [message] = await world.messages(conversation_id)
+    assert (message["provider_message_id"], message["text"]) == ("wamid.ORIG1", "I meant Tuesday")
+    row = await row_of(world, message["id"])
+    assert [h["text"] for h in row.raw["edit_history"]] == ["See you Monday"]
+    assert await world.post_webhook(fixture("revoke.json", wa_id="5511955550001")) == 200
+    [message] = await world.messages(conversation_id)
+    assert (message["content_type"], message["text"]) == ("deleted", None)
+
+
+async def test_a_withdrawn_reaction_removes_it_instead_of_adding_one(world):
+    number = "+5511955550002"
+    sent, _ = await world.contact_writes(number, content={"body": "hello"})
+    conversation_id, _ = await world.conversation_of(sent.wamid)
+    await world.contact_writes(number, "reaction", {"message_id": sent.wamid, "emoji": "❤️"})
+    await world.contact_writes(number, "reaction", {"message_id": sent.wamid, "emoji": "👍"})
+    assert [(m["content_type"], m["text"]) for m in await world.messages(conversation_id)] == [
+        ("text", "hello"),
+        ("reaction", "👍"),
+    ]
+    withdrawn = fixture("reaction_withdrawn.json", wa_id=number.lstrip("+"))
+    withdrawn["entry"][0]["changes"][0]["value"]["messages"][0]["reaction"]["message_id"] = sent.wamid
+    assert await world.post_webhook(withdrawn) == 200
+    assert [(m["content_type"], m["text"]) for m in await world.messages(conversation_id)] == [
+        ("text", "hello"),
+        ("deleted", None),
+    ]
+
+
+async def test_orders_flows_notices_and_contact_cards_are_readable(world):
+    number = "5511955550003"
+    for name, wamid in [
+        ("order.json", "wamid.ORDER1"),
+        ("flow_reply.json", "wamid.FLOW1"),
+        ("call_permission_reply.json", "wamid.CALLP1"),
+        ("system_identity_change.json", "wamid.SYS2"),
+        ("contacts_card.json", "wamid.CARD1"),
+    ]:
+        assert await world.post_webhook(fixture(name, wa_id=number, wamid=wamid)) == 200
+    conversation_id, _ = await world.conversation_of("wamid.ORDER1")
+    stored = {m["content_type"]: m["text"] for m in await world.messages(conversation_id)}
+    assert stored["order"].startswith("2 x SKU-TSHIRT-M at 49.9 BRL")
+    assert stored["flow_reply"] == "preferred_date: 2026-12-10\nparty_size: 4"
+    assert stored["call_permission"] == "Call permission: accept"
+    assert stored["system"] == "Ann's security code changed"
+    assert "Bruno Lima: +55 11 91234-5678" in stored["contacts"]
+
+
+async def test_a_contact_known_only_by_business_scoped_id_is_stored(world):
+    assert await world.post_webhook(fixture("bsuid_only.json")) == 200
+    conversation_id, message = await world.conversation_of("wamid.BSUID1")
+    assert message["text"] == "hi from a username"
+    status, conv = await world.gw.api("GET", f"/conversations/{conversation_id}")
+    status, contact = await world.gw.api("GET", f"/contacts/{conv['contact_id']}")
+    assert contact["name"] == "Dee"
+    assert contact["identities"] == [{"kind": "whatsapp", "address": "US.13491208655302741918"}]
+
+
+async def test_a_webhook_for_another_number_is_not_stored_on_this_channel(world):
+    assert await world.post_webhook(fixture("other_phone_number.json")) == 200
+    status, page = await world.gw.api("GET", "/conversations")
+    assert all(c["channel_id"] != world.channel_id for c in page["items"])
+
+
+async def test_an_ad_referral_lands_on_the_contact(world):
+    assert await world.post_webhook(fixture("referral.json", wa_id="5511955550004")) == 200
+    conversation_id, message = await world.conversation_of("wamid.AD1")
+    status, conv = await world.gw.api("GET", f"/conversations/{conversation_id}")
+    status, contact = await world.gw.api("GET", f"/contacts/{conv['contact_id']}")
+    assert contact["attributes"]["ad_headline"] == "Summer sale: 30% off"
+    assert contact["attributes"]["ad_source_url"] == "https://fb.me/3cr4Wqqkv"
+
+
+async def test_a_number_change_moves_the_contact_and_replies_to_the_new_number(world):
+    sent, _ = await world.contact_writes("+16505551234", content={"body": "hi"})
+    conversation_id, _ = await world.conversation_of(sent.wamid)
+    assert await world.post_webhook(fixture("system_number_change.json")) == 200
+    [_, notice] = await world.messages(conversation_id)
+    assert (notice["content_type"], notice["text"]) == (
+        "system",
+        "Ann changed from 16505551234 to 16505559999",
+    )
+    status, conv = await world.gw.api("GET", f"/conversations/{conversation_id}")
+    status, contact = await world.gw.api("GET", f"/contacts/{conv['contact_id']}")
+    assert contact["identities"] == [{"kind": "whatsapp", "address": "+16505559999"}]
+    # The new number writes: the same contact, the same conversation.
+    later, _ = await world.contact_writes("+16505559999", content={"body": "new phone"})
+    assert (await world.conversation_of(later.wamid))[0] == conversation_id
+    # And the agent's reply goes to the new number.
+    await world.gw.api("POST", f"/conversations/{conversation_id}/messages", json_body={"text": "noted"})
+    thread = world.sim.thread
+    await world.until(lambda: any(m.text == "noted" for m in thread(DEMO_PHONE_NUMBER_ID, "16505559999")))
+
+
+async def test_a_signed_body_that_is_no_webhook_is_a_400_naming_the_problem(world):
+    url, secret = world.webhook_url, world.business.app_secret
+    for body, problem in [
+        (b"{not json", "the body is not JSON"),
+        (b"[1, 2]", "webhook body is not a JSON object"),
+    ]:
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(secret, body)}
+        async with world.gw.http.post(url, data=body, headers=headers) as resp:
+            assert resp.status == 400 and problem in await resp.text()

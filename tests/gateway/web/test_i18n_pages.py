@@ -3,6 +3,8 @@ after it (PATCH /users/me), the account's language as the default; screenshots o
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import update
 
@@ -51,6 +53,15 @@ async def test_an_agent_with_language_pt_br_sees_the_inbox_in_portuguese(page: P
     await sign_in_as(page, gw, AGENT_EMAIL, "Sign in")  # an English browser: the sign-in page is English
     await expect(page.locator("#sign-out")).to_have_text("Sair")
     await expect(page.get_by_label("Seu status")).to_be_visible()
+    await expect(page.locator("#nav [data-view=unassigned]")).to_contain_text("Sem responsável")
+    await expect(page.locator("#search")).to_have_attribute("placeholder", "Buscar contatos e mensagens")
+    await expect(page.locator("#nav")).to_contain_text("Status da equipe")
+    await expect(page.locator("#list-title")).to_have_text(
+        re.compile("^(Minhas|Sem responsável|Todas as conversas)$")
+    )
+    await page.locator("#conversation-list .conversation").first.click()
+    await expect(page.locator("#resolve, #reopen")).to_have_text(re.compile("^(Resolver|Reabrir)$"))
+    await expect(page.locator(".contact-toggle")).to_have_text("Contato")
     assert await page.locator("html").get_attribute("lang") == "pt-BR"
     await shot(page, "i18n-pt-BR-inbox")
     assert problems.errors == []
