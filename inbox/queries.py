@@ -44,6 +44,8 @@ class ConversationFilter:
     q: str | None = None
     priority: str | None = None
     channel_kind: str | None = None
+    # Conversations kept aside where the business opens first (``meta["held"]``) are shown to admins only.
+    hide_held: bool = False
 
 
 CONVERSATIONS = t.Conversation.__table__
@@ -145,6 +147,8 @@ def _filters(f: ConversationFilter, cursor: str | None) -> list[Any]:
         conditions.append(c.channel_id.in_(select(CHANNELS.c.id).where(CHANNELS.c.kind == f.channel_kind)))
     if f.label:
         conditions.append(exists().where(LABELS.c.conversation_id == c.id, LABELS.c.label == f.label.lower()))
+    if f.hide_held:
+        conditions.append(c.meta["held"].as_boolean().is_not(True))
     if cursor:
         conditions.append(_after(cursor))
     return conditions

@@ -246,7 +246,10 @@ class UnreadCounts(BaseModel):
     all: int
 
 
-async def unread_counts(session: AsyncSession, user_id: int, inbox_ids: set[int]) -> UnreadCounts:
+async def unread_counts(
+    session: AsyncSession, user_id: int, inbox_ids: set[int], *, hide_held: bool = False
+) -> UnreadCounts:
+    """Unread open conversations per inbox, team and assignee; ``hide_held`` leaves out held ones."""
     if not inbox_ids:
         return UnreadCounts(inboxes={}, teams={}, mine=0, unassigned=0, all=0)
     read = and_(
@@ -276,6 +279,7 @@ async def unread_counts(session: AsyncSession, user_id: int, inbox_ids: set[int]
                 t.Conversation.inbox_id.in_(inbox_ids),
                 t.Conversation.status != ConversationStatus.RESOLVED,
                 unread,
+                *([t.Conversation.meta["held"].as_boolean().is_not(True)] if hide_held else []),
             )
             .group_by(t.Conversation.inbox_id, t.Conversation.team_id, assignee)
         )

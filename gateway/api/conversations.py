@@ -15,7 +15,7 @@ from gateway.api.errors import ApiError, field_error, not_found
 from gateway.api.spec import ApiRoutes, Page
 from gateway.api.uploads import MAX_FILES, reply_attachments
 from inbox import tables as t
-from inbox.access import can_see_inbox, visible_inbox_ids
+from inbox.access import can_see_inbox, is_admin, visible_inbox_ids
 from inbox.contacts import resolve_contact
 from inbox.conversations import ConversationPatch, apply_patch, find_or_open_conversation
 from inbox.identities import InvalidAddress, normalize_address
@@ -50,6 +50,7 @@ async def visible_conversation(session: AsyncSession, user: t.User, conversation
         conversation is None
         or conversation.account_id != user.account_id
         or not await can_see_inbox(session, user, conversation.inbox_id)
+        or ((conversation.meta or {}).get("held") and not is_admin(user))
     ):
         raise not_found("conversation", conversation_id)
     return conversation
@@ -105,6 +106,7 @@ async def list_conversations_(request: web.Request, query: ConversationQuery) ->
             q=query.q,
             priority=query.priority,
             channel_kind=query.channel_kind,
+            hide_held=not is_admin(user),
         )
         ids, cursor = await conversation_page(session, f, query.limit, query.cursor)
         return Page[ConversationListItem](items=await list_items(session, user.id, ids), next_cursor=cursor)

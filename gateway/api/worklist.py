@@ -18,7 +18,7 @@ from gateway.api.errors import ApiError, not_found
 from gateway.api.spec import ApiRoutes, Page
 from gateway.webchat.agent_api import send_read_receipt
 from inbox import tables as t
-from inbox.access import visible_inbox_ids
+from inbox.access import is_admin, visible_inbox_ids
 from inbox.queries import labels_for
 from inbox.worklist import ConversationListItem, UnreadCounts, enrich, mark_read, unread_counts
 
@@ -38,7 +38,8 @@ INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", 
 async def get_unread_counts(request: web.Request) -> UnreadCounts:
     user = user_of(request)
     async with container_of(request).db.read() as session:
-        return await unread_counts(session, user.id, await visible_inbox_ids(session, user))
+        inbox_ids = await visible_inbox_ids(session, user)
+        return await unread_counts(session, user.id, inbox_ids, hide_held=not is_admin(user))
 
 
 class ReadMarker(BaseModel):
@@ -100,7 +101,11 @@ async def contact_conversations(
         rows = list(
             await session.scalars(
                 select(t.Conversation)
-                .where(t.Conversation.contact_id == contact.id, t.Conversation.inbox_id.in_(inbox_ids))
+                .where(
+                    t.Conversation.contact_id == contact.id,
+                    t.Conversation.inbox_id.in_(inbox_ids),
+                    *([] if is_admin(user) else [t.Conversation.meta["held"].as_boolean().is_not(True)]),
+                )
                 .order_by(t.Conversation.last_activity_at.desc(), t.Conversation.id.desc())
                 .limit(query.limit)
             )

@@ -339,6 +339,18 @@ async def test_where_the_business_opens_first_a_contact_cannot_start_a_conversat
         _, page = await gw.api("GET", f"/conversations/{first.conversation_id}/messages")
         assert {"Hi, route me please", "route me?"} <= {m["text"] for m in page["items"]}
 
+        # Kept aside means admins see it and the inbox's agents do not, in the list, the counts and by id.
+        _, agent = await gw.user("agent@example.com", inbox_ids=[1])
+        _, listed = await gw.api("GET", "/conversations", token=agent)
+        assert first.conversation_id not in [c["id"] for c in listed["items"]]
+        _, listed = await gw.api("GET", "/conversations")
+        assert first.conversation_id in [c["id"] for c in listed["items"]]
+        _, theirs = await gw.api("GET", "/unread-counts", token=agent)
+        _, ours = await gw.api("GET", "/unread-counts")
+        assert theirs["all"] == ours["all"] - 1, (theirs, ours)
+        status, _ = await gw.api("GET", f"/conversations/{first.conversation_id}", token=agent)
+        assert status == 404
+
         # An agent's reply opens it: from then on the contact's messages are routed as usual.
         status, _ = await gw.api(
             "POST", f"/conversations/{first.conversation_id}/messages", json_body={"text": "Welcome!"}
@@ -349,6 +361,8 @@ async def test_where_the_business_opens_first_a_contact_cannot_start_a_conversat
         await jobs_done(gw)
         _, opened = await gw.api("GET", f"/conversations/{first.conversation_id}")
         assert opened["held"] is False and opened["labels"] == ["routed"], opened
+        _, listed = await gw.api("GET", "/conversations", token=agent)
+        assert first.conversation_id in [c["id"] for c in listed["items"]]
         assert loop.sent.empty()
 
         # A broadcast recipient was written to first: their answer is routed at once.

@@ -12,6 +12,7 @@ import * as banner from "./banner.js";
 import * as admin from "./admin.js";
 import * as tickets from "./tickets.js";
 import * as reports from "./reports.js";
+import * as contacts from "./contacts.js";
 import * as broadcasts from "./broadcasts.js";
 import * as bell from "./bell.js";
 import { installShortcuts } from "./shortcuts.js";
@@ -119,6 +120,7 @@ function shell() {
       h("div", { class: "topbar-right" },
         h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
         h("a", { href: "#/reports", class: "top-link", id: "reports-link" }, t("reports.title")),
+        h("a", { href: "#/contacts", class: "top-link", id: "contacts-link" }, t("contacts.title")),
         h("a", { href: "#/broadcasts", class: "top-link", id: "broadcasts-link" }, t("broadcasts.title")),
         bell.button(),
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
@@ -164,6 +166,12 @@ function route() {
   if (hash.startsWith("#/reports")) {
     document.body.dataset.page = "reports";
     reports.render(main);
+    nav.render();
+    return;
+  }
+  if (hash.startsWith("#/contacts")) {
+    document.body.dataset.page = "contacts";
+    contacts.render(main);
     nav.render();
     return;
   }
