@@ -159,7 +159,7 @@ async def agents(session: AsyncSession, scope: Scope, only: int | None = None) -
         users = users.where(t.User.id == only)
     people = list(await session.execute(users.order_by(t.User.id)))
     replies = await q.counts(["outgoing"], "agent", origin="agent")
-    conversations = await q.conversations(["outgoing"], "agent", origin="agent")
+    conversations = await q.agent_conversations()
     resolved = await q.counts(["resolved"], "agent")
     first = await q.durations("first_response", "agent")
     following = await q.durations("next_response", "agent")

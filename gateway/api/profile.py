@@ -17,6 +17,7 @@ from gateway.api.errors import ApiError, field_error
 from gateway.api.spec import ApiRoutes
 from inbox import tables as t
 from inbox.avatars import NotAnImage, resized_avatar
+from inbox.events import record_event
 
 api = ApiRoutes()
 
@@ -91,6 +92,10 @@ async def put_profile(request: web.Request, body: ProfileBody) -> ProfileView:
         if "avatar_upload_id" in given:
             row.avatar_key = avatar_key
         row.updated_at = c.clock()
+        # Widgets (in every process) drop the card they keep of this agent.
+        await record_event(
+            session, "user.profile", account_id=user.account_id, now=c.clock(), payload={"user_id": user.id}
+        )
         return profile_view(user, row)
 
 

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { h, clear, $, option } from "./dom.js";
 import { state, isAdmin } from "./state.js";
-import { CHANNEL_NAMES } from "./format.js";
+import { channelName } from "./format.js";
 import { t, formatDate, formatNumber, formatPercent } from "./i18n.js";
 import { barChart, columnChart } from "./charts.js";
 
@@ -110,7 +110,7 @@ function filterForm() {
   field("reports.filter.group_by", h("select", { name: "group_by", id: "reports-group-by" },
     ["day", "week", "month"].map((g) => option(g, t(`reports.group.${g}`), filters.group_by)))),
   field("reports.filter.inbox", select("inbox_id", state.inboxes.map((i) => [i.id, i.name]))),
-  field("reports.filter.channel", select("channel", kinds.map((k) => [k, CHANNEL_NAMES[k] || k]))),
+  field("reports.filter.channel", select("channel", kinds.map((k) => [k, channelName(k)]))),
   field("reports.filter.team", select("team_id", state.teams.map((x) => [x.id, x.name]))),
   isAdmin() ? field("reports.filter.agent", select("agent_id", [...state.users.values()].map((u) => [u.id, u.name]))) : null,
   field("reports.filter.label", h("input", { type: "text", name: "label", id: "reports-label", value: filters.label })),
