@@ -116,7 +116,7 @@ class _Sent(NamedTuple):
 
 
 # The statements every send runs (dispatch, status webhooks), built once: building a select and its
-# cache key each time cost more CPU than SQLite spent running it (bench/README.md, profile).
+# cache key each time cost more CPU than SQLite spent running it (bench/HISTORY.md, profile).
 # A batch of dispatches claims its messages with one statement (those another process holds or that
 # are no longer queued are not returned).
 _CLAIM_MANY = (

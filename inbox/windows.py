@@ -26,7 +26,7 @@ CONVERSATION_LENGTH = timedelta(hours=24)
 _PARAM = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 
 # Statements every gated send runs, built once (building a select and its cache key costs more CPU
-# than SQLite spends running it; bench/README.md). Core rows where the gate only reads a column or two.
+# than SQLite spends running it; bench/HISTORY.md). Core rows where the gate only reads a column or two.
 _LAST_INBOUND_AT = (
     select(t.Conversation.last_inbound_at)
     .where(
