@@ -12,8 +12,8 @@ pending) and go out together in one mail from ``flush_due`` once it has passed.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
 from inbox.db import Database
+from inbox.i18n import N_, translator, user_language
 from inbox.mail import queue_mail
 from inbox.model import MessageKind
 
@@ -68,12 +69,15 @@ async def mentioned_users(session: AsyncSession, account_id: int, text: str | No
 
 @dataclass(frozen=True)
 class Notice:
+    """``title`` is an English message (``N_``) with ``params``: it is kept in its reader's language."""
+
     user_id: int
     kind: str
     title: str
     body: str = ""
     conversation_id: int | None = None
     ticket_id: int | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 class Notifier:
@@ -107,8 +111,15 @@ class Notifier:
                     and isinstance(owner, int)
                     and owner != data.get("actor_id")
                 ):
-                    title = f"Ticket #{ticket.get('id')} assigned to you: {ticket.get('title', '')}"
-                    return [Notice(owner, "ticket_assigned", title, ticket_id=ticket.get("id"))]
+                    return [
+                        Notice(
+                            owner,
+                            "ticket_assigned",
+                            N_("Ticket #{id} assigned to you: {title}"),
+                            ticket_id=ticket.get("id"),
+                            params={"id": str(ticket.get("id")), "title": str(ticket.get("title") or "")},
+                        )
+                    ]
             return []
         if kind == "quota.updated":
             return await self._quota_notices(session, event, data)
@@ -124,13 +135,15 @@ class Notifier:
         if conversation is None:
             return []
         notices: list[Notice] = []
-        label = f"conversation #{conversation.id}"
+        number = {"id": str(conversation.id)}
         if event.type == "conversation.created":
             members = await session.scalars(
                 select(t.InboxMember.user_id).where(t.InboxMember.inbox_id == conversation.inbox_id)
             )
             notices += [
-                Notice(u, "new_conversation", f"New {label}", conversation_id=conversation.id)
+                Notice(
+                    u, "new_conversation", N_("New conversation #{id}"), "", conversation.id, params=number
+                )
                 for u in members
             ]
         # The assignee as of this transaction's end (a hand-off's assignment is in the same one).
@@ -143,16 +156,15 @@ class Notifier:
         else:
             seen.assignee_id = assignee
         if assignee is not None and assignee != previous and event.type != "conversation.handoff":
-            notices.append(
-                Notice(assignee, "assigned", f"You were assigned {label}", conversation_id=conversation.id)
-            )
+            title = N_("You were assigned conversation #{id}")
+            notices.append(Notice(assignee, "assigned", title, "", conversation.id, params=number))
         if event.type == "conversation.handoff":
             reason = str(data.get("reason") or "")
-            title = f"A bot handed {label} to a person"
+            title = N_("A bot handed conversation #{id} to a person")
             if assignee is not None:
-                return [*notices, Notice(assignee, "handoff", title, reason, conversation.id)]
+                return [*notices, Notice(assignee, "handoff", title, reason, conversation.id, params=number)]
             for user_id in await self._online_team(session, conversation):
-                notices.append(Notice(user_id, "handoff", title, reason, conversation.id))
+                notices.append(Notice(user_id, "handoff", title, reason, conversation.id, params=number))
         return notices
 
     async def _online_team(self, session: AsyncSession, conversation: t.Conversation) -> list[int]:
@@ -186,9 +198,10 @@ class Notifier:
                 Notice(
                     conversation.assignee_id,
                     "new_message",
-                    f"New message in conversation #{conversation.id}",
+                    N_("New message in conversation #{id}"),
                     text[:300],
                     conversation.id,
+                    params={"id": str(conversation.id)},
                 )
             ]
         if kind == MessageKind.NOTE:
@@ -198,9 +211,10 @@ class Notifier:
                 Notice(
                     u.id,
                     "mention",
-                    f"You were mentioned in conversation #{event.conversation_id}",
+                    N_("You were mentioned in conversation #{id}"),
                     text[:300],
                     event.conversation_id,
+                    params={"id": str(event.conversation_id)},
                 )
                 for u in users
                 if u.id != author
@@ -228,7 +242,8 @@ class Notifier:
                 t.User.account_id == event.account_id, t.User.role.in_(("super_admin", "billing_admin"))
             )
         )
-        return [Notice(u, "quota_tier", f"{tier} % of this month's conversations used") for u in admins]
+        title = N_("{percent} of this month's conversations used")  # a field: "% o" reads as %-format
+        return [Notice(u, "quota_tier", title, params={"percent": f"{tier} %"}) for u in admins]
 
     # -- keeping them ---------------------------------------------------------------------------------
 
@@ -242,6 +257,10 @@ class Notifier:
             )
         )
         prefs = {user_id: preferences(p) for user_id, p in stored}
+        readers = await session.scalars(
+            select(t.User).where(t.User.id.in_({n.user_id for n in unique.values()}))
+        )
+        languages = {u.id: await user_language(session, u) for u in readers}
         mail_due: list[t.Notification] = []
         for notice in unique.values():
             wanted = prefs.get(notice.user_id, DEFAULTS)[notice.kind]
@@ -254,7 +273,7 @@ class Notifier:
                 event_id=event.id,
                 conversation_id=notice.conversation_id,
                 ticket_id=notice.ticket_id,
-                title=notice.title[:300],
+                title=translator(languages.get(notice.user_id)).gettext(notice.title, **notice.params)[:300],
                 body=notice.body,
                 in_app=wanted["in_app"],
                 email_status=PENDING if wanted["email"] else None,
@@ -293,8 +312,16 @@ class Notifier:
         user = await session.get(t.User, user_id)
         if not pending or user is None:
             return False
+        tr = translator(await user_language(session, user))
         subject = (
-            pending[0].title if len(pending) == 1 else f"{len(pending)} notifications: {pending[-1].title}"
+            pending[0].title
+            if len(pending) == 1
+            else tr.ngettext(
+                "{count} notification: {title}",
+                "{count} notifications: {title}",
+                len(pending),
+                title=pending[-1].title,
+            )
         )
         lines = [f"- {n.title}" + (f"\n  {n.body}" if n.body else "") for n in pending]
         link = f"{self._public_url}/#/conversations/{key}" if key else f"{self._public_url}/"
@@ -304,7 +331,13 @@ class Notifier:
             to=[user.email],
             subject=subject[:200],
             body="\n".join(
-                [*lines, "", f"Open: {link}", "", "Change what you get: your notification settings."]
+                [
+                    *lines,
+                    "",
+                    tr.gettext("Open: {link}", link=link),
+                    "",
+                    tr.gettext("Change what you get: your notification settings."),
+                ]
             ),
             now=now,
         )

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { h, clear, $, option } from "./dom.js";
 import { isAdmin } from "./state.js";
-import { CHANNEL_NAMES, channelIcon } from "./format.js";
+import { channelIcon, channelKinds, channelName } from "./format.js";
 import { t, formatNumber } from "./i18n.js";
 import { toast } from "./banner.js";
 
@@ -24,7 +24,7 @@ function contactRow(c) {
     h("td", {}, c.name || "—"),
     h("td", {}, c.email || ""),
     h("td", { class: "mono" }, c.phone || ""),
-    h("td", {}, c.identities.map((i) => h("span", { class: "channel-icon", title: `${CHANNEL_NAMES[i.kind] || i.kind}: ${i.address}`, data: { kind: i.kind } }, channelIcon(i.kind)))),
+    h("td", {}, c.identities.map((i) => h("span", { class: "channel-icon", title: `${channelName(i.kind)}: ${i.address}`, data: { kind: i.kind } }, channelIcon(i.kind)))),
     h("td", {}, c.tags.map((x) => h("span", { class: "label-chip" }, x.tag))));
 }
 
@@ -53,7 +53,7 @@ function filterBar(reload) {
   };
   const channel = h("select", { id: "contacts-channel", "aria-label": t("contacts.channel"), onchange: (e) => { filters.channel = e.target.value; reload(); } },
     option("", t("contacts.any_channel"), filters.channel),
-    Object.entries(CHANNEL_NAMES).map(([kind, name]) => option(kind, name, filters.channel)));
+    channelKinds().map((kind) => option(kind, channelName(kind), filters.channel)));
   return h("div", { class: "contacts-filters" },
     input("q", t("contacts.search")), input("tag", t("contacts.tag")), channel, input("attribute", t("contacts.attribute")),
     h("a", { id: "contacts-export", class: "small-button", href: `/api/v1/contacts?${query({ format: "csv" })}`, download: "" }, t("contacts.export")));

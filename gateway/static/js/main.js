@@ -15,6 +15,7 @@ import * as reports from "./reports.js";
 import * as contacts from "./contacts.js";
 import * as broadcasts from "./broadcasts.js";
 import * as bell from "./bell.js";
+import * as profile from "./profile.js";
 import { installShortcuts } from "./shortcuts.js";
 import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
@@ -127,7 +128,7 @@ function shell() {
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,
         language,
-        h("span", { class: "me-name", title: state.me.email }, state.me.name),
+        h("a", { class: "me-name", id: "profile-link", href: "#/profile", title: t("profile.open") }, state.me.name),
         h("button", { class: "link-button", id: "sign-out", onclick: signOut }, t("shell.sign_out")),
       ),
     ),
@@ -166,6 +167,12 @@ function route() {
   if (hash.startsWith("#/reports")) {
     document.body.dataset.page = "reports";
     reports.render(main);
+    nav.render();
+    return;
+  }
+  if (hash.startsWith("#/profile")) {
+    document.body.dataset.page = "profile";
+    profile.render(main);
     nav.render();
     return;
   }
