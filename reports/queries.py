@@ -12,9 +12,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Date, and_, cast, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
@@ -82,6 +95,7 @@ def bucket_of(day: date, group_by: GroupBy) -> date:
     return day
 
 
+@lru_cache(maxsize=1024)
 def _as_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -105,7 +119,9 @@ class FactQueries:
         if by == "bucket":
             group_by = self._scope.group_by
             if group_by == "day":
-                return table.day.expression  # type: ignore[no-any-return]
+                # The text on SQLite: one date parse per distinct day (``_as_date``), not per row.
+                day: ColumnElement[Any] = table.day.expression
+                return type_coerce(day, String) if self._sqlite else day
             if self._sqlite:
                 if group_by == "week":
                     return func.date(table.day, "weekday 0", "-6 days")
@@ -115,13 +131,14 @@ class FactQueries:
         return getattr(table, columns[by]).expression  # type: ignore[no-any-return]
 
     def _rolled(
-        self, kinds: Sequence[str], origin: str | None, measure: int = 0
+        self, kinds: Sequence[str], origin: str | None, measure: int = 0, *, any_label: bool = False
     ) -> list[ColumnElement[bool]]:
+        """The roll-up rows in scope (``any_label``: ignore the label filter)."""
         s = self._scope
         conds: list[ColumnElement[bool]] = [
             R.account_id == s.account_id,
             R.kind.in_(kinds) if len(kinds) > 1 else R.kind == kinds[0],
-            R.label == (s.label or ""),
+            R.label == ("" if any_label else (s.label or "")),
             R.measure == measure,
             R.day >= s.start,
             R.day <= s.end,
@@ -223,9 +240,19 @@ class FactQueries:
         for k, bucket, n, total in await self._session.execute(stmt):
             if int(n):
                 histograms.setdefault(self._normal(by, k), {})[int(bucket)] = (int(n), int(total))
-        if sum(n for h in histograms.values() for n, _ in h.values()) <= self._exact_limit:
+        if await self._few(kind, histograms):
             return await self._exact(kind, by)
         return {k: _from_histogram(h) for k, h in histograms.items()}
+
+    async def _few(self, kind: str, histograms: dict[Key, dict[int, tuple[int, int]]]) -> bool:
+        """Whether the exact figures are cheap: reading them scans the kind's facts of the period under
+        every filter but the label (applied per fact), so those must be few."""
+        if sum(n for h in histograms.values() for n, _ in h.values()) > self._exact_limit:
+            return False
+        if self._scope.label is None:
+            return True
+        stmt = select(func.sum(R.n)).where(*self._rolled([kind], None, any_label=True))
+        return int(await self._session.scalar(stmt) or 0) <= self._exact_limit
 
     async def _exact(self, kind: str, by: Dimension | None) -> dict[Key, Duration]:
         """``durations`` read from the facts themselves."""
