@@ -254,7 +254,9 @@ def build(
     queue_watcher = QueueWatcher(bus, assigner)
     # Notices for users are rows written with the events they come from (and their mail with them).
     notifier = Notifier(
-        settings.effective_public_url(), timedelta(minutes=settings.notification_mail_minutes)
+        settings.effective_public_url(),
+        timedelta(minutes=settings.notification_mail_minutes),
+        caches=caches,
     )
     db.on_events.append(notifier)
     webhooks = WebhookSender(
