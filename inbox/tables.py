@@ -145,7 +145,7 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     # Created by an event from an integration (POST /events), not by a message: the AUTO label.
     auto_captured: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -593,6 +593,8 @@ class ReportConversation(Base):
     # The oldest contact message nobody has answered yet (reset to the hand-off time when a bot lets go).
     waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     responded: Mapped[bool] = mapped_column(Boolean, default=False)  # the first response is recorded
+    # Its labels as the roll-ups hold them (a label counts for the whole conversation).
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class ReportFact(Base):
@@ -627,7 +629,58 @@ class ReportFact(Base):
     void: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-__all__ += ["ReportConversation", "ReportFact"]
+class ReportRollup(Base):
+    """The facts summed per local day and dimension: what every report reads (``reports/rollup.py``).
+
+    One row per key; ``label`` ``""`` holds every fact, a label's rows hold its conversations' facts
+    again. Absent dimensions are 0 / ``""`` (a unique key treats NULLs as distinct). A timed kind has one
+    row per histogram ``bucket`` of its seconds (``measure`` 0) and of its business seconds (1);
+    the other kinds have bucket 0, measure 0. ``n`` facts, ``total`` their seconds.
+    """
+
+    __tablename__ = "report_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    measure: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    team_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    channel_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    flow_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportAgentDay(Base):
+    """An agent replied in a conversation on a local day (the first reply of that day gives its place).
+
+    ``previous`` is the agent's last earlier day in that conversation: the conversations an agent replied
+    in over a period are the rows of the period whose ``previous`` is before it (a count, not a distinct).
+    ``label`` as in ``report_rollups``.
+    """
+
+    __tablename__ = "report_agent_days"
+    __table_args__ = (
+        Index("ix_report_agent_days_conversation_id", "conversation_id", "agent_id", "day"),
+        {"sqlite_with_rowid": False},
+    )
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    previous: Mapped[date | None] = mapped_column(Date, nullable=True)
+    inbox_id: Mapped[int] = mapped_column(BigInteger)
+    team_id: Mapped[int] = mapped_column(BigInteger)
+    channel_kind: Mapped[str] = mapped_column(String(16))
+
+
+__all__ += ["ReportAgentDay", "ReportConversation", "ReportFact", "ReportRollup"]
 # -- tickets (inbox/tickets.py) ----------------------------------------------------------------------
 
 
