@@ -21,6 +21,7 @@ from gateway.metrics import Metrics
 from gateway.outgoing_webhooks import HttpPoster
 from gateway.redis_bus import RedisCacheDrops, RedisPokes
 from gateway.rq_jobs import RqJobs
+from gateway.sign_in_limits import SignInLimiter, sign_in_limiter
 from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
@@ -82,6 +83,7 @@ class Container:
     metrics: Metrics
     notifier: Notifier
     webhooks: WebhookSender
+    sign_ins: SignInLimiter  # failed sign-ins, shared by the gateways when scaled out
     csat: CsatSender
     caches: Caches
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
@@ -169,6 +171,7 @@ class Container:
         if self.cache_drops is not None:
             await self.cache_drops.stop()
         await self.leases.close()
+        await self.sign_ins.close()
         await self.bus.stop()
         self.caches.detach()
         await self.db.close()
@@ -312,6 +315,7 @@ def build(
         metrics=Metrics(),
         notifier=notifier,
         webhooks=webhooks,
+        sign_ins=sign_in_limiter(settings.redis_url, clock),
         csat=csat,
         caches=caches,
         role=role,
