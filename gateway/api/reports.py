@@ -1,4 +1,4 @@
-"""``GET /reports/{summary|agents|teams|inboxes|bots|timeseries}``: the reports, as JSON or CSV.
+"""``GET /reports/{summary|agents|teams|inboxes|bots|timeseries|broadcasts}``: the reports, as JSON or CSV.
 
 Periods are local days of the account's time zone (``from``..``to``, inclusive, at most 400 days).
 Admins see the whole account; everyone else sees only their own numbers (``agent_id`` is theirs).
@@ -77,6 +77,10 @@ class BotsReport(Report):
 
 class TimeseriesReport(Report):
     rows: list[rows.TimeseriesRow]
+
+
+class BroadcastsReport(Report):
+    rows: list[rows.BroadcastRow]
 
 
 def _invalid(field: str, problem: str) -> ApiError:
@@ -164,7 +168,7 @@ def _csv(report: Report, columns: list[str]) -> web.Response:
     return csv_response(columns, ([v[c] for c in columns] for v in values), filename)
 
 
-# -- the six reports ---------------------------------------------------------------------------------
+# -- the reports -------------------------------------------------------------------------------------
 
 
 async def _summary(session: AsyncSession, scope: Scope, _: set[int], __: t.User) -> list[Any]:
@@ -189,6 +193,10 @@ async def _bots(session: AsyncSession, scope: Scope, _: set[int], __: t.User) ->
 
 async def _timeseries(session: AsyncSession, scope: Scope, _: set[int], __: t.User) -> list[Any]:
     return await rows.timeseries(session, scope)
+
+
+async def _broadcasts(session: AsyncSession, scope: Scope, visible: set[int], __: t.User) -> list[Any]:
+    return await rows.broadcasts(session, scope, visible)
 
 
 REPORTS: list[tuple[str, str, type[Report], type[BaseModel], Build]] = [
@@ -227,6 +235,13 @@ REPORTS: list[tuple[str, str, type[Report], type[BaseModel], Build]] = [
         TimeseriesReport,
         rows.TimeseriesRow,
         _timeseries,
+    ),
+    (
+        "broadcasts",
+        "Per broadcast created in the period: sent, delivered, read, replied, failed by reason",
+        BroadcastsReport,
+        rows.BroadcastRow,
+        _broadcasts,
     ),
 ]
 

@@ -153,6 +153,9 @@
     ".bubble{padding:8px 11px;border-radius:14px;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}",
     ".visitor .bubble{background:var(--accent);color:#fff;border-bottom-right-radius:4px}",
     ".agent .bubble,.bot .bubble,.system .bubble{background:#fff;border:1px solid #e3e6ea;border-bottom-left-radius:4px}",
+    ".choices{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}",
+    ".choice{font:inherit;padding:6px 12px;border-radius:16px;border:1px solid var(--accent);background:#fff;color:var(--accent);cursor:pointer;min-width:40px}",
+    ".choice.picked{background:var(--accent);color:#fff}.choice:disabled{cursor:default;opacity:.75}.choice.picked:disabled{opacity:1}",
     ".visitor .bubble a{color:#fff}",
     ".bubble img{max-width:220px;max-height:220px;border-radius:8px;display:block;margin-top:4px}",
     ".meta{font-size:11px;color:#6b7480;margin-top:2px}",
@@ -339,6 +342,7 @@
       if (from === "agent") showAgentCard(msg, name);
     }
     row.appendChild(bubbleFor(msg));
+    if (from !== "visitor" && msg.buttons && msg.buttons.length) row.appendChild(choicesFor(msg.buttons));
     if (from === "visitor") row.appendChild(el("div", { "class": "meta" }));
     byId[msg.id] = row;
     insertRow(row, msg.id);
@@ -350,6 +354,21 @@
     }
     scrollDown();
     reportRead();
+  }
+
+  // Quick replies (a bot's choices, the rating card of a satisfaction survey): a tap sends the label.
+  function choicesFor(labels) {
+    var box = el("div", { "class": "choices", role: "group", "aria-label": t("widget.choices") });
+    labels.forEach(function (label) {
+      var b = el("button", { type: "button", "class": "choice", text: label });
+      b.addEventListener("click", function () {
+        Array.prototype.forEach.call(box.querySelectorAll("button"), function (x) { x.disabled = true; });
+        b.classList.add("picked");
+        submitText(label);
+      });
+      box.appendChild(b);
+    });
+    return box;
   }
 
   function renderPending(item) {
@@ -494,8 +513,8 @@
   }
 
   // -- actions -------------------------------------------------------------------------------------------
-  function submitText() {
-    var text = input.value.trim();
+  function submitText(given) {
+    var text = typeof given === "string" ? given : input.value.trim();
     if (!text) return;
     if (config && text.length > config.max_text) {
       showError(t("widget.too_long", { max: config.max_text }));
@@ -506,7 +525,7 @@
     outbox.push(item);
     save("outbox", outbox);
     renderPending(item);
-    input.value = "";
+    if (typeof given !== "string") input.value = "";
     stopTyping();
     send({ type: "message", client_id: item.client_id, text: text, context: item.context, profile: profile });
   }

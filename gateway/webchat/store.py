@@ -82,6 +82,7 @@ class Renderer:
             frame["provider_id"] = self._reply_id(m.id, address)
             frame["status"] = m.status
             frame["agent"] = await self._agent(session, m.author_id, m.origin)
+            frame["buttons"] = list((m.raw or {}).get("buttons") or [])
         return frame
 
     def forget(self, user_id: int) -> None:

@@ -9,6 +9,7 @@ import { toast } from "./banner.js";
 import { sidebar as ticketsSection } from "./tickets.js";
 import { mergeSection } from "./merge.js";
 import { repliesSection } from "./broadcasts.js";
+import { csatSection } from "./csat.js";
 
 let token = 0;
 
@@ -32,6 +33,7 @@ export function render(data) {
     section(t("contact.channels"), h("ul", { class: "plain" }, c.identities.map((i) =>
       h("li", {}, h("span", { class: "channel-icon", data: { kind: i.kind } }, channelIcon(i.kind)), " ", h("span", {}, channelName(i.kind)), ": ", h("span", { class: "mono" }, i.address))))),
     ticketsSection(conversation),
+    csatSection(conversation),
     repliesSection(conversation, () => load(conversation)),
     consent ? consentSection(c, consent, conversation) : null,
     Object.keys(c.attributes || {}).length

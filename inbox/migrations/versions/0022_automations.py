@@ -1,7 +1,7 @@
 """automations, their runs (durable timers) and each run's step outcomes
 
-Revision ID: 0020_automations
-Revises: 0019_contact_events
+Revision ID: 0022_automations
+Revises: 0021_report_rollups
 Create Date: 2026-12-04 21:30:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0020_automations"
-down_revision: str | None = "0019_contact_events"
+revision: str = "0022_automations"
+down_revision: str | None = "0021_report_rollups"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
