@@ -44,6 +44,7 @@ from inbox.broadcasts import personalize
 from inbox.conditions import holds
 from inbox.conversations import ConversationPatch, apply_patch, find_or_open_conversation
 from inbox.db import Clock, Database
+from inbox.events import record_event
 from inbox.folding import fold
 from inbox.model import MessageStatus, TemplateRef
 from inbox.outbox import Draft, Outbox
@@ -55,6 +56,9 @@ _LOGGER = logging.getLogger(__name__)
 ARMED, ACTIVE, DONE, CANCELED = "armed", "active", "done", "canceled"
 BATCH = 50  # runs per write transaction
 CACHE_SECONDS = 2.0  # how stale another process's view of an account's automations may be
+# Recorded by the runner (on the stream, and for outgoing webhooks): a run ended; a step was refused.
+RUN_FINISHED = "automation.run_finished"
+STEP_REFUSED = "automation.step_refused"
 _TRIGGER_EVENTS = frozenset({"contact.tag_added", "contact.tag_removed", "contact.event", "message.created"})
 
 
@@ -471,10 +475,21 @@ class AutomationRunner:
             if result.outcome == "refused":
                 run.errors += 1
                 await _count_error(session, automation.id, now)  # in SQL: other runners count too
+                await _record(
+                    session,
+                    STEP_REFUSED,
+                    run,
+                    now,
+                    position=position,
+                    reason=result.reason,
+                    detail=result.detail,
+                    message_id=result.message_id,
+                )
             if result.wait is not None and run.position < len(steps):
                 run.run_at = due + result.wait
                 return
         run.status, run.finished_at = DONE, now
+        await _record(session, RUN_FINISHED, run, now, errors=run.errors)
 
     async def _take(
         self,
@@ -582,6 +597,24 @@ async def _conversation_of(session: AsyncSession, run: t.AutomationRun) -> t.Con
     if latest is not None:
         run.conversation_id = latest.id
     return latest
+
+
+async def _record(
+    session: AsyncSession, type_: str, run: t.AutomationRun, now: datetime, **extra: Any
+) -> None:
+    await record_event(
+        session,
+        type_,
+        account_id=run.account_id,
+        now=now,
+        payload={
+            "automation_id": run.automation_id,
+            "run_id": run.id,
+            "contact_id": run.contact_id,
+            "conversation_id": run.conversation_id,
+            **extra,
+        },
+    )
 
 
 async def _count_error(session: AsyncSession, automation_id: int, now: datetime) -> None:

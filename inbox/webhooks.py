@@ -55,6 +55,8 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "broadcast.updated",
     "contact.merged",
     "csat.rated",
+    "automation.run_finished",
+    "automation.step_refused",
 )
 # Derived from a ``conversation.updated`` whose "changes" name the field.
 _DERIVED: Final = {"status": "conversation.status_changed", "assignee_id": "conversation.assigned"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from inbox import tables as t
 from inbox.contacts import attach_identity
 from inbox.model import ChannelKind
@@ -145,6 +147,13 @@ async def test_a_segmentation_tag_starts_an_automation_that_waits_then_sends_a_t
         status, automation = await gw.api("GET", f"/automations/{aid}")
         assert automation["errors"] == 1 and automation["errors_by_reason"] == {"quota_exhausted": 1}
         assert automation["runs"] == 2 and automation["runs_by_status"] == {"done": 2}
+        async with gw.container.db.read() as session:
+            logged = list(
+                await session.scalars(
+                    select(t.Event.payload).where(t.Event.type == "automation.step_refused")
+                )
+            )
+        assert [(e["contact_id"], e["reason"]) for e in logged] == [(fabio, "quota_exhausted")]
 
         # A contact past the plan's contact limit is stored and shown, and nothing is sent to them.
         await seed_usage(gw, 0)
