@@ -197,12 +197,19 @@ def table(results: dict[str, Any]) -> str:
             )
     for key in _keys(results, "reports"):
         r = results[key]
+        base = r.get("baseline_summary_from_facts")
         for i, name in enumerate(reporting.REQUESTS):
             usage = _usage(r) if i == 0 else " | "
+            compared = "— | —"
+            if name == "summary" and base:  # the summary's statements over the facts, as before the roll-ups
+                ratio = round(base["p99_ms"] / r[name]["p99_ms"], 1) if r[name]["p99_ms"] else "—"
+                compared = (
+                    f"from the facts: p50 {base['p50_ms']} ms, p99 {base['p99_ms']} ms | {ratio}× faster"
+                )
             rows.append(
                 f"| reports {name} {_label(r)} ({r['conversations']:,} conv, {r['messages']:,} msg, "
                 f"{r['facts']:,} facts, 90 days) | p50 {r[name]['p50_ms']} ms, p99 {r[name]['p99_ms']} ms; "
-                f"{r[name]['gateway_cpu_ms_per_request']} ms CPU/request | — | — | {r['target']} | {usage} |"
+                f"{r[name]['gateway_cpu_ms_per_request']} ms CPU/request | {compared} | {r['target']} | {usage} |"
             )
     for key in _keys(results, "audience"):
         r = results[key]

@@ -5,12 +5,18 @@ SQLite, or generated inside PostgreSQL) plus the report facts live writing gives
 by the database in a few ``INSERT … SELECT``: per conversation ``opened``, one ``incoming`` or
 ``outgoing`` (an agent's) per message, a ``first_response`` and ``next_response`` per reply (random
 0 to 60 min, half of it in business hours), ``resolved`` for the resolved ones; one in five met a bot
-flow (half of those resolved by it, half handed off), one in ten has the label ``vip``.
+flow (half of those resolved by it, half handed off), one in ten has the label ``vip``. The roll-ups
+the reports read (``reports.rollup``) are then summed from those facts by the database as well.
+
+``BENCH_REPORTS_CACHE=<dir>`` (SQLite): the seeded database is kept there and reused by later runs of
+the same size (seeding 200,000 conversations takes minutes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sqlite3
 import time
 from datetime import date, timedelta
@@ -18,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import column, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bench import query
 from bench.common import summary_ms
 from bench.deployment import Deployment, deploy
+from inbox import tables as t
+from reports.rollup import bucket_sql
 
 FLOW = """
 name: Triage
@@ -87,11 +97,59 @@ def statements(dialect: str, per_conversation: int, flow_id: int, after: int) ->
     ]
 
 
+def rollup_statements(dialect: str) -> list[str]:
+    """The roll-ups (``report_rollups``, ``report_agent_days``) of all the stored facts, summed by the
+    database (live writing and ``reports rebuild`` keep them fact by fact)."""
+    compiler = sqlite.dialect() if dialect == "sqlite" else postgresql.dialect()
+
+    def bucket(name: str) -> str:
+        expr = bucket_sql(column(name))
+        return str(expr.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
+
+    dims = "COALESCE(f.inbox_id, 0), COALESCE(f.team_id, 0), COALESCE(f.agent_id, 0),"
+    dims += " COALESCE(f.channel_kind, ''), COALESCE(f.flow_id, 0), COALESCE(f.origin, '')"
+    key = "account_id, kind, label, measure, day, inbox_id, team_id, agent_id, channel_kind, flow_id, origin"
+    out = ["DELETE FROM report_rollups", "DELETE FROM report_agent_days"]  # the demo's live ones too
+    for labelled in (False, True):
+        label = "l.label" if labelled else "''"
+        join = "JOIN conversation_labels l ON l.conversation_id = f.conversation_id" if labelled else ""
+        for measure, seconds in ((0, "seconds"), (1, "business_seconds")):
+            timed = "" if measure == 0 else f" AND {seconds} IS NOT NULL"
+            b = f"CASE WHEN {seconds} IS NULL THEN 0 ELSE {bucket(seconds)} END"
+            out.append(
+                f"""INSERT INTO report_rollups ({key}, bucket, n, total)
+                SELECT f.account_id, f.kind, {label}, {measure}, f.day, {dims}, f.b, count(*),
+                       COALESCE(sum(f.{seconds}), 0)
+                FROM (SELECT *, {b} AS b FROM report_facts WHERE NOT void{timed}) f {join}
+                GROUP BY f.account_id, f.kind, {label + ", " if labelled else ""}f.day, {dims}, f.b"""
+            )
+    columns = "account_id, label, day, agent_id, conversation_id, previous, inbox_id, team_id, channel_kind"
+    out.append(
+        f"""INSERT INTO report_agent_days ({columns})
+        SELECT account_id, '', day, agent_id, conversation_id,
+               LAG(day) OVER (PARTITION BY account_id, agent_id, conversation_id ORDER BY day),
+               inbox_id, team_id, channel_kind
+        FROM (SELECT account_id, day, agent_id, conversation_id, min(COALESCE(inbox_id, 0)) AS inbox_id,
+                     min(COALESCE(team_id, 0)) AS team_id, min(COALESCE(channel_kind, '')) AS channel_kind
+              FROM report_facts
+              WHERE kind = 'outgoing' AND origin = 'agent' AND agent_id IS NOT NULL AND NOT void
+              GROUP BY account_id, day, agent_id, conversation_id) d"""
+    )
+    out.append(
+        f"""INSERT INTO report_agent_days ({columns})
+        SELECT a.account_id, l.label, a.day, a.agent_id, a.conversation_id, a.previous, a.inbox_id,
+               a.team_id, a.channel_kind
+        FROM report_agent_days a JOIN conversation_labels l ON l.conversation_id = a.conversation_id
+        WHERE a.label = ''"""
+    )
+    return out
+
+
 def seed_sqlite(db_file: Path, per_conversation: int, flow_id: int, after: int) -> None:
     con = sqlite3.connect(db_file, isolation_level=None)
     con.execute("PRAGMA synchronous=OFF")
     con.execute("BEGIN")
-    for sql in statements("sqlite", per_conversation, flow_id, after):
+    for sql in statements("sqlite", per_conversation, flow_id, after) + rollup_statements("sqlite"):
         con.execute(sql)
     con.execute("COMMIT")
     con.execute("ANALYZE")
@@ -105,6 +163,8 @@ async def seed_postgres(database_url: str, per_conversation: int, flow_id: int, 
     try:
         async with con.transaction():
             for sql in statements("postgresql", per_conversation, flow_id, after):
+                await con.execute(sql)
+            for sql in rollup_statements("postgresql"):
                 await con.execute(sql)
         await con.execute("ANALYZE")
     finally:
@@ -136,8 +196,18 @@ async def run(
     if gw.database_url is None:
         gw.stop()
         db_file = gw.data_dir / "switchboard.sqlite3"
-        query.seed(db_file, conversations, per_conversation)
-        seed_sqlite(db_file, per_conversation, flow_id, after)
+        cache = os.environ.get("BENCH_REPORTS_CACHE")
+        cached = Path(cache) / f"reports-{conversations}x{per_conversation}.sqlite3" if cache else None
+        if cached is not None and cached.exists():
+            for leftover in ("-wal", "-shm"):
+                Path(f"{db_file}{leftover}").unlink(missing_ok=True)
+            shutil.copyfile(cached, db_file)
+        else:
+            query.seed(db_file, conversations, per_conversation)
+            seed_sqlite(db_file, per_conversation, flow_id, after)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(db_file, cached)
         gw = await deploy(mode, env, gw.data_dir)
     else:
         await query.seed_postgres(gw.database_url, conversations, per_conversation)
@@ -153,6 +223,7 @@ async def run(
         out["facts"] = int(facts[0][0])
         out.update(await measure(gw, requests))
         out.update(gw.usage())
+        out["baseline_summary_from_facts"] = await facts_baseline(gw, max(3, requests // 10))
     finally:
         gw.stop()
     out["target"] = "p99 <= 200 ms"
@@ -200,6 +271,43 @@ async def measure(gw: Deployment, requests: int) -> dict[str, Any]:
             out[name] = summary_ms(took)
             out[name]["gateway_cpu_ms_per_request"] = gw.cpu_ms_per(before, requests)["gateways_workers"]
     return out
+
+
+async def facts_baseline(gw: Deployment, requests: int) -> dict[str, Any]:
+    """The same run's baseline: the summary's statements as they were before the roll-ups (counts and
+    percentile windows over ``report_facts``), over the same 90 days, straight on the database."""
+    from inbox.db import Database, sqlite_url
+    from reports.queries import FactQueries, Scope
+
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {gw.token}"}) as http,
+        http.get(gw.base_url + "/api/v1/reports/summary") as resp,
+    ):
+        to = date.fromisoformat((await resp.json())["to"])
+    db = Database(gw.database_url or sqlite_url(gw.data_dir))
+    db.connect()
+    F = t.ReportFact
+    scope = Scope(account_id=1, start=to - timedelta(days=89), end=to)
+    counts = (
+        select(F.kind, func.count())
+        .where(F.account_id == 1, F.day >= scope.start, F.day <= scope.end, F.void.is_(False))
+        .group_by(F.kind)
+    )
+    try:
+
+        async def once() -> float:
+            t = time.perf_counter()
+            async with db.read() as session:
+                await session.execute(counts)
+                q = FactQueries(session, scope, exact_limit=2**62)
+                for kind in ("first_response", "next_response", "resolved"):
+                    await q.durations(kind)
+            return time.perf_counter() - t
+
+        await once()
+        return summary_ms([await once() for _ in range(requests)])
+    finally:
+        await db.close()
 
 
 def _days_before(day: str, days: int) -> str:

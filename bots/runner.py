@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.faq import best_answer
 from bots.flow import Button, Flow, FlowInvalid, Handoff, State, load_flow
-from bots.render import chosen, render
 from inbox import tables as t
+from inbox.buttons import chosen, render
 from inbox.conversations import ConversationPatch, add_activity, apply_patch
 from inbox.db import Database
 from inbox.events import record_event

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     notification_mail_minutes: float = Field(default=10.0, ge=0)  # one notification mail per conversation
     log_level: str = "INFO"
     # The event loop of ``switchboard serve``: "uvloop" needs the ``uvloop`` extra. The standard loop stays
-    # the default: in bench/README.md uvloop did not make the gateway reliably faster (its cost is in
+    # the default: in bench/HISTORY.md uvloop did not make the gateway reliably faster (its cost is in
     # the ORM and SQLite round trips, not the loop) and held more memory per idle socket.
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # Scale-out (used when redis_url is set; see docs/deploy.md).

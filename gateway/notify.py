@@ -78,7 +78,16 @@ class MailTimer:
                 if await self._notifier.flush_due(self._db, self._clock()):
                     self._mail.poke()
             except Exception:  # keep the timer; the notices stay pending
+                if _stopping():
+                    raise
                 _LOGGER.exception("notification mail pass failed")
+
+
+def _stopping() -> bool:
+    """This task was asked to stop: a cancel interrupted a database call and surfaced as another
+    exception (a session's rollback on a connection the cancel invalidated)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class NotificationPush:
@@ -115,6 +124,8 @@ class NotificationPush:
             try:
                 await self._push()
             except Exception:
+                if _stopping():
+                    raise  # a cancel that a driver turned into another error: still a stop
                 _LOGGER.exception("notification push failed")
 
     async def _push(self) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.db import insert_now, insert_returning
 
 # Run for every inbound message: built once (see inbox/inbound.py).
 _BY_IDENTITY = (
@@ -19,6 +21,8 @@ _BY_IDENTITY = (
         t.ContactIdentity.address == bindparam("address"),
     )
 )
+_INSERT_CONTACT = insert_returning(cast(Table, t.Contact.__table__))
+_INSERT_IDENTITY = insert_returning(cast(Table, t.ContactIdentity.__table__))
 
 
 async def resolve_contact(
@@ -39,10 +43,9 @@ async def resolve_contact(
         labels=[],
         created_at=now,
     )
-    session.add(contact)
-    await session.flush()
-    session.add(t.ContactIdentity(account_id=account_id, kind=kind, address=address, contact_id=contact.id))
-    await session.flush()
+    await insert_now(session, contact, _INSERT_CONTACT)
+    identity = t.ContactIdentity(account_id=account_id, kind=kind, address=address, contact_id=contact.id)
+    await insert_now(session, identity, _INSERT_IDENTITY)
     return contact
 
 

@@ -13,15 +13,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Row, event
+from sqlalchemy import Executable, Insert, Row, Table, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import class_mapper, make_transient_to_detached
 
 from inbox import sqlite_inline
 
 Clock = Callable[[], datetime]
+_Row = TypeVar("_Row")
 
 
 def utcnow() -> datetime:
@@ -184,3 +186,30 @@ async def first_row_once(
     row = (await conn.execute(statement, params)).first()
     session.info[key] = row
     return row
+
+
+def insert_returning(table: Table) -> Insert:
+    """The statement ``insert_now`` runs for rows of ``table``: build it once, next to its use."""
+    return insert(table).returning(*table.c)
+
+
+async def insert_now(session: AsyncSession, obj: _Row, statement: Insert) -> _Row:
+    """INSERT a new ORM object with one Core statement and attach it to the session as loaded.
+
+    The ORM flush of one new row cost several times its INSERT (bench/README.md, profile). Column
+    defaults apply as in a flush (the row comes back whole); afterwards ``obj`` is persistent, so
+    changes to it are flushed as UPDATEs like those of any row read from the database.
+    """
+    mapper = class_mapper(type(obj))
+    values = {
+        prop.columns[0].key: value
+        for prop in mapper.column_attrs
+        if (value := getattr(obj, prop.key)) is not None
+    }
+    conn = await session.connection()  # Core, not the session's ORM execution path
+    row = (await conn.execute(statement, values)).one()._mapping
+    for prop in mapper.column_attrs:
+        setattr(obj, prop.key, row[prop.columns[0]])
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
 from inbox.contacts import resolve_contact
-from inbox.db import Clock, Database
+from inbox.db import Clock, Database, insert_now, insert_returning
 from inbox.events import record_event
 from inbox.identities import normalize_address
 from inbox.media import MediaStore
@@ -56,6 +56,7 @@ _BY_THREAD_KEY = (
     .order_by(t.Conversation.id.desc())
     .limit(1)
 )
+_INSERT_CONVERSATION = insert_returning(cast(Table, t.Conversation.__table__))
 _INSERT_MESSAGE = insert(cast(Table, t.Message.__table__)).returning(_MESSAGES.id)
 _LABELS = select(t.ConversationLabel.__table__.c.label).where(
     t.ConversationLabel.__table__.c.conversation_id == bindparam("conversation_id")
@@ -312,8 +313,7 @@ class InboundPipeline:
             last_activity_at=now,
             created_at=now,
         )
-        session.add(conversation)
-        await session.flush()
+        await insert_now(session, conversation, _INSERT_CONVERSATION)
         if inbound.held is not None:  # the filtered folder: a resolved conversation with the reason
             session.add(t.ConversationLabel(conversation_id=conversation.id, label=inbound.held[:64]))
         return conversation, True, False

@@ -12,8 +12,8 @@ pending) and go out together in one mail from ``flush_due`` once it has passed.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.caches import Caches
 from inbox.db import Database
+from inbox.i18n import N_, translator, user_language
 from inbox.mail import queue_mail
 from inbox.model import MessageKind
 
@@ -68,20 +70,26 @@ async def mentioned_users(session: AsyncSession, account_id: int, text: str | No
 
 @dataclass(frozen=True)
 class Notice:
+    """``title`` is an English message (``N_``) with ``params``: it is kept in its reader's language."""
+
     user_id: int
     kind: str
     title: str
     body: str = ""
     conversation_id: int | None = None
     ticket_id: int | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 class Notifier:
     """The ``Database.on_events`` hook that turns events into notifications and notification mail."""
 
-    def __init__(self, public_url: str, mail_window: timedelta) -> None:
+    def __init__(self, public_url: str, mail_window: timedelta, caches: Caches | None = None) -> None:
         self._public_url = public_url.rstrip("/")
         self.mail_window = mail_window
+        # Inbox members and readers' preferences and languages, read once per process (a broadcast
+        # opens a conversation per recipient, each notifying the inbox's members).
+        self._caches = caches
 
     async def __call__(self, session: AsyncSession, events: Sequence[t.Event]) -> None:
         for event in events:
@@ -107,8 +115,15 @@ class Notifier:
                     and isinstance(owner, int)
                     and owner != data.get("actor_id")
                 ):
-                    title = f"Ticket #{ticket.get('id')} assigned to you: {ticket.get('title', '')}"
-                    return [Notice(owner, "ticket_assigned", title, ticket_id=ticket.get("id"))]
+                    return [
+                        Notice(
+                            owner,
+                            "ticket_assigned",
+                            N_("Ticket #{id} assigned to you: {title}"),
+                            ticket_id=ticket.get("id"),
+                            params={"id": str(ticket.get("id")), "title": str(ticket.get("title") or "")},
+                        )
+                    ]
             return []
         if kind == "quota.updated":
             return await self._quota_notices(session, event, data)
@@ -124,13 +139,13 @@ class Notifier:
         if conversation is None:
             return []
         notices: list[Notice] = []
-        label = f"conversation #{conversation.id}"
+        number = {"id": str(conversation.id)}
         if event.type == "conversation.created":
-            members = await session.scalars(
-                select(t.InboxMember.user_id).where(t.InboxMember.inbox_id == conversation.inbox_id)
-            )
+            members = await self._members(session, conversation.inbox_id)
             notices += [
-                Notice(u, "new_conversation", f"New {label}", conversation_id=conversation.id)
+                Notice(
+                    u, "new_conversation", N_("New conversation #{id}"), "", conversation.id, params=number
+                )
                 for u in members
             ]
         # The assignee as of this transaction's end (a hand-off's assignment is in the same one).
@@ -143,17 +158,47 @@ class Notifier:
         else:
             seen.assignee_id = assignee
         if assignee is not None and assignee != previous and event.type != "conversation.handoff":
-            notices.append(
-                Notice(assignee, "assigned", f"You were assigned {label}", conversation_id=conversation.id)
-            )
+            title = N_("You were assigned conversation #{id}")
+            notices.append(Notice(assignee, "assigned", title, "", conversation.id, params=number))
         if event.type == "conversation.handoff":
             reason = str(data.get("reason") or "")
-            title = f"A bot handed {label} to a person"
+            title = N_("A bot handed conversation #{id} to a person")
             if assignee is not None:
-                return [*notices, Notice(assignee, "handoff", title, reason, conversation.id)]
+                return [*notices, Notice(assignee, "handoff", title, reason, conversation.id, params=number)]
             for user_id in await self._online_team(session, conversation):
-                notices.append(Notice(user_id, "handoff", title, reason, conversation.id))
+                notices.append(Notice(user_id, "handoff", title, reason, conversation.id, params=number))
         return notices
+
+    async def _members(self, session: AsyncSession, inbox_id: int) -> tuple[int, ...]:
+        async def load() -> tuple[int, ...]:
+            rows = await session.scalars(
+                select(t.InboxMember.user_id).where(t.InboxMember.inbox_id == inbox_id)
+            )
+            return tuple(rows)
+
+        if self._caches is None:
+            return await load()
+        return await self._caches.get(session, ("inbox_members", inbox_id), ("inbox_members",), load)
+
+    async def _readers(
+        self, session: AsyncSession, user_ids: frozenset[int]
+    ) -> tuple[tuple[int, dict[str, dict[str, bool]], str], ...]:
+        """(user id, notification preferences, language) of each user who still exists."""
+
+        async def load() -> tuple[tuple[int, dict[str, dict[str, bool]], str], ...]:
+            stored = await session.execute(
+                select(t.NotificationPreference.user_id, t.NotificationPreference.prefs).where(
+                    t.NotificationPreference.user_id.in_(user_ids)
+                )
+            )
+            prefs = {user_id: preferences(p) for user_id, p in stored}
+            users = await session.scalars(select(t.User).where(t.User.id.in_(user_ids)))
+            return tuple([(u.id, prefs.get(u.id, DEFAULTS), await user_language(session, u)) for u in users])
+
+        if self._caches is None:
+            return await load()
+        tables = ("notification_preferences", "users", "accounts")
+        return await self._caches.get(session, ("notification_readers", user_ids), tables, load)
 
     async def _online_team(self, session: AsyncSession, conversation: t.Conversation) -> list[int]:
         """The online members of the conversation's team, else of its inbox."""
@@ -186,9 +231,10 @@ class Notifier:
                 Notice(
                     conversation.assignee_id,
                     "new_message",
-                    f"New message in conversation #{conversation.id}",
+                    N_("New message in conversation #{id}"),
                     text[:300],
                     conversation.id,
+                    params={"id": str(conversation.id)},
                 )
             ]
         if kind == MessageKind.NOTE:
@@ -198,9 +244,10 @@ class Notifier:
                 Notice(
                     u.id,
                     "mention",
-                    f"You were mentioned in conversation #{event.conversation_id}",
+                    N_("You were mentioned in conversation #{id}"),
                     text[:300],
                     event.conversation_id,
+                    params={"id": str(event.conversation_id)},
                 )
                 for u in users
                 if u.id != author
@@ -228,7 +275,8 @@ class Notifier:
                 t.User.account_id == event.account_id, t.User.role.in_(("super_admin", "billing_admin"))
             )
         )
-        return [Notice(u, "quota_tier", f"{tier} % of this month's conversations used") for u in admins]
+        title = N_("{percent} of this month's conversations used")  # a field: "% o" reads as %-format
+        return [Notice(u, "quota_tier", title, params={"percent": f"{tier} %"}) for u in admins]
 
     # -- keeping them ---------------------------------------------------------------------------------
 
@@ -236,12 +284,9 @@ class Notifier:
         unique: dict[tuple[int, str, int | None, int | None], Notice] = {}
         for notice in notices:
             unique.setdefault((notice.user_id, notice.kind, notice.conversation_id, notice.ticket_id), notice)
-        stored = await session.execute(
-            select(t.NotificationPreference.user_id, t.NotificationPreference.prefs).where(
-                t.NotificationPreference.user_id.in_({n.user_id for n in unique.values()})
-            )
-        )
-        prefs = {user_id: preferences(p) for user_id, p in stored}
+        readers = await self._readers(session, frozenset(n.user_id for n in unique.values()))
+        prefs = {user_id: p for user_id, p, _ in readers}
+        languages = {user_id: language for user_id, _, language in readers}
         mail_due: list[t.Notification] = []
         for notice in unique.values():
             wanted = prefs.get(notice.user_id, DEFAULTS)[notice.kind]
@@ -254,7 +299,7 @@ class Notifier:
                 event_id=event.id,
                 conversation_id=notice.conversation_id,
                 ticket_id=notice.ticket_id,
-                title=notice.title[:300],
+                title=translator(languages.get(notice.user_id)).gettext(notice.title, **notice.params)[:300],
                 body=notice.body,
                 in_app=wanted["in_app"],
                 email_status=PENDING if wanted["email"] else None,
@@ -293,8 +338,16 @@ class Notifier:
         user = await session.get(t.User, user_id)
         if not pending or user is None:
             return False
+        tr = translator(await user_language(session, user))
         subject = (
-            pending[0].title if len(pending) == 1 else f"{len(pending)} notifications: {pending[-1].title}"
+            pending[0].title
+            if len(pending) == 1
+            else tr.ngettext(
+                "{count} notification: {title}",
+                "{count} notifications: {title}",
+                len(pending),
+                title=pending[-1].title,
+            )
         )
         lines = [f"- {n.title}" + (f"\n  {n.body}" if n.body else "") for n in pending]
         link = f"{self._public_url}/#/conversations/{key}" if key else f"{self._public_url}/"
@@ -304,7 +357,13 @@ class Notifier:
             to=[user.email],
             subject=subject[:200],
             body="\n".join(
-                [*lines, "", f"Open: {link}", "", "Change what you get: your notification settings."]
+                [
+                    *lines,
+                    "",
+                    tr.gettext("Open: {link}", link=link),
+                    "",
+                    tr.gettext("Change what you get: your notification settings."),
+                ]
             ),
             now=now,
         )

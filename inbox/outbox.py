@@ -14,13 +14,15 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from inbox import tables as t
+from inbox.batching import Coalescer
+from inbox.caches import Caches
 from inbox.db import Clock, Database
 from inbox.events import record_event
 from inbox.jobs import JobQueue
@@ -98,23 +100,41 @@ class FailureHook(Protocol):
 AdapterLookup = Callable[[int], Awaitable[ChannelAdapter]]
 
 
+class _Claimed(NamedTuple):
+    """A message dispatch holds the lease on, and what goes to the adapter."""
+
+    message: t.Message
+    inbox_id: int
+    outbound: OutboundMessage
+
+
+class _Sent(NamedTuple):
+    message: t.Message
+    inbox_id: int
+    provider_id: str
+    status: MessageStatus
+
+
 # The statements every send runs (dispatch, status webhooks), built once: building a select and its
-# cache key each time cost more CPU than SQLite spent running it (bench/README.md, profile).
-_CLAIM = (
+# cache key each time cost more CPU than SQLite spent running it (bench/HISTORY.md, profile).
+# A batch of dispatches claims its messages with one statement (those another process holds or that
+# are no longer queued are not returned).
+_CLAIM_MANY = (
     update(t.Message)
     .where(
-        t.Message.id == bindparam("message_id"),
+        t.Message.id.in_(bindparam("ids", expanding=True)),
         t.Message.status == MessageStatus.QUEUED,
         (t.Message.lease_until.is_(None)) | (t.Message.lease_until < bindparam("now")),
     )
     .values(lease_until=bindparam("lease_until"))
+    .returning(t.Message.id)
 )
-# A claimed message with its conversation and channel: one statement instead of three ``get``s.
+# Claimed messages with their conversations and channels: one statement instead of three ``get``s each.
 _DISPATCH_ROWS = (
     select(t.Message, t.Conversation, t.Channel)
     .join(t.Conversation, t.Conversation.id == t.Message.conversation_id)
     .join(t.Channel, t.Channel.id == t.Message.channel_id)
-    .where(t.Message.id == bindparam("message_id"))
+    .where(t.Message.id.in_(bindparam("ids", expanding=True)))
 )
 # The send's result, written without reading the row back (dispatch holds it under the lease).
 _SENT = (
@@ -153,6 +173,12 @@ _PARKED = (
         t.OrphanStatus.provider_message_id == bindparam("provider_id"),
     )
     .limit(1)
+)
+# Which of a batch's new provider ids have statuses parked (one read for the batch).
+_PARKED_AMONG = (
+    select(t.OrphanStatus.channel_id, t.OrphanStatus.provider_message_id)
+    .where(t.OrphanStatus.provider_message_id.in_(bindparam("provider_ids", expanding=True)))
+    .distinct()
 )
 _LAST_INBOUND_PROVIDER_ID = (
     select(t.Message.provider_message_id)
@@ -209,8 +235,10 @@ class Outbox:
         max_attempts: int = 8,
         backoff: Callable[[int, float | None], float] = default_backoff,
         lease: timedelta = timedelta(minutes=2),
+        caches: Caches | None = None,
     ) -> None:
         self._db = db
+        self._caches = caches
         self._jobs = jobs
         self._adapters = adapters
         self._clock = clock
@@ -224,6 +252,9 @@ class Outbox:
         # webhook then costs no transaction. Another process can only have moved a message further,
         # so a stale entry still tells a no-op apart; a miss just reads the row.
         self._known: dict[tuple[int, str], MessageStatus] = {}
+        self._claims: Coalescer[int, _Claimed | None] = Coalescer(self._claim_batch)
+        self._finishes: Coalescer[_Sent, None] = Coalescer(self._finish_batch)
+        self._statuses: Coalescer[DeliveryUpdate, bool] = Coalescer(self._status_batch)
         jobs.register(DISPATCH_JOB, self.dispatch)
 
     def _learn(self, channel_id: int, provider_id: str | None, status: MessageStatus) -> None:
@@ -316,39 +347,15 @@ class Outbox:
     # -- dispatch -----------------------------------------------------------------------------------
 
     async def dispatch(self, message_id: int) -> None:
-        """Deliver one queued message. Safe to call twice: only one caller holds the lease."""
-        now = self._clock()
-        async with self._db.write() as session:
-            claimed = await session.execute(
-                _CLAIM, {"message_id": message_id, "now": now, "lease_until": now + self._lease}
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return
-            message, conversation, channel = (
-                await session.execute(_DISPATCH_ROWS, {"message_id": message_id})
-            ).one()
-            draft = _draft_of(message)
-            ctx = SendContext(draft, message, conversation, channel, now, "dispatch")
-            for policy in self.policies:
-                refusal = await policy.check(session, ctx)
-                if refusal is not None:
-                    await self._fail(session, message, refusal.reason, refusal.detail, now)
-                    return
-            outbound = OutboundMessage(
-                message_id=message.id,
-                channel_id=channel.id,
-                to=conversation.recipient,
-                text=message.text,
-                template=TemplateRef.model_validate(message.template) if message.template else None,
-                attachments=tuple(Attachment.model_validate(a) for a in message.attachments or []),
-                buttons=tuple((message.raw or {}).get("buttons") or ()),
-                subject=(message.raw or {}).get("subject") or (conversation.meta or {}).get("subject"),
-                thread_key=conversation.thread_key,
-                reply_to_provider_id=await _last_inbound_provider_id(session, conversation.id),
-                references=await _thread_provider_ids(session, conversation.id, message.id),
-                sender_name=await _display_name(session, message.author_id),
-            )
+        """Deliver one queued message. Safe to call twice: only one caller holds the lease.
 
+        Dispatches running at once share their database work: one transaction claims a batch of
+        messages, one records a batch of results (``inbox.batching``); each send is its own call.
+        """
+        claimed = await self._claims(message_id)
+        if claimed is None:
+            return
+        message, inbox_id, outbound = claimed
         try:
             adapter = await self._adapters(outbound.channel_id)
             result = await adapter.send(outbound)
@@ -362,39 +369,107 @@ class Outbox:
             _LOGGER.exception("adapter raised an unmapped error for message %s", message_id)
             await self._retry_later(message_id, f"{type(exc).__name__}: {exc}", None)
             return
-        await self._finish_sent(message, conversation.inbox_id, result.provider_message_id, result.status)
+        await self._finishes(_Sent(message, inbox_id, result.provider_message_id, result.status))
 
-    async def _finish_sent(
-        self, message: t.Message, inbox_id: int, provider_id: str, status: MessageStatus
-    ) -> None:
-        """Record the provider's id and status. ``message`` is dispatch's copy of the row, which nothing
-        else changes while the lease holds (a status webhook cannot find it before this commit): it is
-        written with one UPDATE and updated in memory for the event, not read again."""
+    async def _claim_batch(self, message_ids: Sequence[int]) -> list[_Claimed | None]:
+        """Claim the messages still queued and unleased; re-check the policies; build what to send."""
         now = self._clock()
-        final = status if status != MessageStatus.QUEUED else MessageStatus.SENT
-        values: dict[str, object] = {
-            "provider_message_id": provider_id,
-            "status": final,
-            "attempts": message.attempts + 1,
-            "updated_at": now,
-        }
+        out: dict[int, _Claimed] = {}
+        async with self._db.write() as session:
+            conn = await session.connection()
+            claimed = set(
+                (
+                    await conn.execute(
+                        _CLAIM_MANY, {"ids": list(message_ids), "now": now, "lease_until": now + self._lease}
+                    )
+                ).scalars()
+            )
+            if not claimed:
+                return [None] * len(message_ids)
+            rows = (await session.execute(_DISPATCH_ROWS, {"ids": sorted(claimed)})).all()
+            for message, conversation, channel in rows:
+                ready = await self._prepare(session, message, conversation, channel, now)
+                if ready is not None:
+                    out[message.id] = ready
+        return [out.get(i) for i in message_ids]
+
+    async def _prepare(
+        self,
+        session: AsyncSession,
+        message: t.Message,
+        conversation: t.Conversation,
+        channel: t.Channel,
+        now: datetime,
+    ) -> _Claimed | None:
+        draft = _draft_of(message)
+        ctx = SendContext(draft, message, conversation, channel, now, "dispatch")
+        for policy in self.policies:
+            refusal = await policy.check(session, ctx)
+            if refusal is not None:
+                await self._fail(session, message, refusal.reason, refusal.detail, now, conversation.inbox_id)
+                return None
+        outbound = OutboundMessage(
+            message_id=message.id,
+            channel_id=channel.id,
+            to=conversation.recipient,
+            text=message.text,
+            template=TemplateRef.model_validate(message.template) if message.template else None,
+            attachments=tuple(Attachment.model_validate(a) for a in message.attachments or []),
+            buttons=tuple((message.raw or {}).get("buttons") or ()),
+            subject=(message.raw or {}).get("subject") or (conversation.meta or {}).get("subject"),
+            thread_key=conversation.thread_key,
+            reply_to_provider_id=await _last_inbound_provider_id(session, conversation.id),
+            references=await _thread_provider_ids(session, conversation.id, message.id),
+            sender_name=await _display_name(session, message.author_id, self._caches),
+        )
+        return _Claimed(message, conversation.inbox_id, outbound)
+
+    async def _finish_batch(self, sent: Sequence[_Sent]) -> list[None]:
+        """Record the provider's ids and statuses. Each ``message`` is dispatch's copy of the row, which
+        nothing else changes while the lease holds (a status webhook cannot find it before this commit):
+        all are written with one executemany UPDATE and updated in memory for the events, not read again."""
+        now = self._clock()
+        params: list[dict[str, object]] = []
+        for item in sent:
+            final = item.status if item.status != MessageStatus.QUEUED else MessageStatus.SENT
+            params.append(
+                {
+                    "message_id": item.message.id,
+                    "provider_message_id": item.provider_id,
+                    "status": final,
+                    "attempts": item.message.attempts + 1,
+                    "updated_at": now,
+                }
+            )
         try:
             async with self._db.write() as session:
                 conn = await session.connection()
-                await conn.execute(_SENT, {"message_id": message.id, **values})
-                for key, value in values.items():
-                    set_committed_value(message, key, value)
-                for key in ("lease_until", "reason", "error_detail", "next_attempt_at"):
-                    set_committed_value(message, key, None)
-                await self._record_updated(session, message, inbox_id, now)
-                # Learnt before the commit: the provider's own "sent" webhook often arrives while this
-                # transaction holds the writer, and then finds the answer when it gets it.
-                self._learn(message.channel_id, provider_id, final)
+                await conn.execute(_SENT, params)
+                for item, values in zip(sent, params, strict=True):
+                    message = item.message
+                    for key, value in values.items():
+                        if key != "message_id":
+                            set_committed_value(message, key, value)
+                    for key in ("lease_until", "reason", "error_detail", "next_attempt_at"):
+                        set_committed_value(message, key, None)
+                    await self._record_updated(session, message, item.inbox_id, now)
+                    # Learnt before the commit: the provider's own "sent" webhook often arrives while
+                    # this transaction holds the writer, and then finds the answer when it gets it.
+                    self._learn(message.channel_id, item.provider_id, MessageStatus(message.status))
         except BaseException:
-            self._known.pop((message.channel_id, provider_id), None)  # not committed: not known
+            for item in sent:  # not committed: not known
+                self._known.pop((item.message.channel_id, item.provider_id), None)
             raise
-        # Statuses the provider sent before we knew this id (fast webhooks) apply now.
-        await self._adopt_orphans(message.channel_id, provider_id)
+        # Statuses the provider sent before we knew these ids (fast webhooks) apply now.
+        async with self._db.read() as session:
+            conn = await session.connection()
+            parked = set(
+                (await conn.execute(_PARKED_AMONG, {"provider_ids": [i.provider_id for i in sent]})).tuples()
+            )
+        for item in sent:
+            if (item.message.channel_id, item.provider_id) in parked:
+                await self._adopt_orphans(item.message.channel_id, item.provider_id)
+        return [None] * len(sent)
 
     async def _adopt_orphans(self, channel_id: int, provider_id: str) -> bool:
         """Apply statuses parked for a message, after both sides committed.
@@ -467,7 +542,13 @@ class Outbox:
         await self._jobs.enqueue(DISPATCH_JOB, message_id, delay=delay)
 
     async def _fail(
-        self, session: AsyncSession, message: t.Message, reason: Reason, detail: str, now: datetime
+        self,
+        session: AsyncSession,
+        message: t.Message,
+        reason: Reason,
+        detail: str,
+        now: datetime,
+        inbox_id: int | None = None,
     ) -> None:
         message.status = MessageStatus.FAILED
         message.reason = reason
@@ -477,7 +558,7 @@ class Outbox:
         message.updated_at = now
         for hook in self.failure_hooks:
             await hook(session, message)
-        await self._emit_updated(session, message, now)
+        await self._emit_updated(session, message, now, inbox_id)
 
     async def _emit_updated(
         self, session: AsyncSession, message: t.Message, now: datetime, inbox_id: int | None = None
@@ -505,41 +586,55 @@ class Outbox:
     # -- provider status callbacks ------------------------------------------------------------------
 
     async def apply_status(self, update_: DeliveryUpdate) -> bool:
-        """Move a message forward (sent → delivered → read; failed is final). True if it changed."""
-        key = (update_.channel_id, update_.provider_message_id)
-        known = self._known.get(key)
+        """Move a message forward (sent → delivered → read; failed is final). True if it changed.
+
+        Statuses arriving at once (webhooks in parallel) are applied in one transaction."""
+        known = self._known.get((update_.channel_id, update_.provider_message_id))
         if known is not None and not can_advance(known, update_.status):
             return False
+        return await self._statuses(update_)
+
+    async def _status_batch(self, updates: Sequence[DeliveryUpdate]) -> list[bool]:
         now = self._clock()
+        changed: list[bool | None] = []  # None: parked as an orphan, adopted after the commit
+        moved: list[t.Message] = []
         async with self._db.write() as session:
-            known = self._known.get(key)  # again: the send may have committed while we waited
-            if known is not None and not can_advance(known, update_.status):
-                return False
-            found = (
-                await session.execute(
-                    _STATUS_TARGET,
-                    {"channel_id": update_.channel_id, "provider_id": update_.provider_message_id},
-                )
-            ).first()
-            if found is None:
-                session.add(
-                    t.OrphanStatus(
-                        channel_id=update_.channel_id,
-                        provider_message_id=update_.provider_message_id,
-                        status=update_.status,
-                        error_code=update_.error_code,
-                        error_title=update_.error_title,
-                        created_at=now,
+            for update_ in updates:
+                known = self._known.get((update_.channel_id, update_.provider_message_id))
+                if known is not None and not can_advance(known, update_.status):
+                    changed.append(False)  # the send committed while we waited for the writer
+                    continue
+                found = (
+                    await session.execute(
+                        _STATUS_TARGET,
+                        {"channel_id": update_.channel_id, "provider_id": update_.provider_message_id},
                     )
-                )
-            else:
+                ).first()
+                if found is None:
+                    session.add(
+                        t.OrphanStatus(
+                            channel_id=update_.channel_id,
+                            provider_message_id=update_.provider_message_id,
+                            status=update_.status,
+                            error_code=update_.error_code,
+                            error_title=update_.error_title,
+                            created_at=now,
+                        )
+                    )
+                    changed.append(None)
+                    continue
                 message, inbox_id = found
-                changed = await self._advance(session, message, update_, now, inbox_id)
-        if found is not None:
-            # Learnt after the commit: a rolled-back change must not be remembered.
-            self._learn(update_.channel_id, update_.provider_message_id, MessageStatus(message.status))
-            return changed
-        return await self._adopt_orphans(update_.channel_id, update_.provider_message_id)
+                changed.append(await self._advance(session, message, update_, now, inbox_id))
+                moved.append(message)
+        # Learnt after the commit: a rolled-back change must not be remembered.
+        for message in moved:
+            self._learn(message.channel_id, message.provider_message_id, MessageStatus(message.status))
+        results: list[bool] = []
+        for update_, result in zip(updates, changed, strict=True):
+            if result is None:
+                result = await self._adopt_orphans(update_.channel_id, update_.provider_message_id)
+            results.append(result)
+        return results
 
     async def _advance(
         self,
@@ -608,12 +703,22 @@ def _draft_of(message: t.Message) -> Draft:
     )
 
 
-async def _display_name(session: AsyncSession, author_id: int | None) -> str | None:
+_DISPLAY_NAME = select(t.AgentProfile.display_name).where(t.AgentProfile.user_id == bindparam("user_id"))
+
+
+async def _display_name(session: AsyncSession, author_id: int | None, caches: Caches | None) -> str | None:
     """The author's display name from their agent profile, if they set one."""
     if author_id is None:
         return None
-    profile = await session.get(t.AgentProfile, author_id)
-    return profile.display_name if profile is not None else None
+
+    async def load() -> str | None:
+        conn = await session.connection()
+        name: str | None = (await conn.execute(_DISPLAY_NAME, {"user_id": author_id})).scalar()
+        return name
+
+    if caches is None:
+        return await load()
+    return await caches.get(session, ("display_name", author_id), (t.AgentProfile.__tablename__,), load)
 
 
 async def _last_inbound_provider_id(session: AsyncSession, conversation_id: int) -> str | None:

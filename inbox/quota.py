@@ -35,7 +35,7 @@ from inbox.windows import (
 PACK_SIZE = 1000
 TIERS = (70, 80, 90, 95, 100)
 
-# Built once: every metered send that opens a conversation runs these (bench/README.md, profile).
+# Built once: every metered send that opens a conversation runs these (bench/HISTORY.md, profile).
 _USAGE = (
     select(t.QuotaUsage)
     .where(t.QuotaUsage.account_id == bindparam("account_id"), t.QuotaUsage.period == bindparam("period"))

@@ -145,7 +145,7 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     # Created by an event from an integration (POST /events), not by a message: the AUTO label.
     auto_captured: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -593,6 +593,8 @@ class ReportConversation(Base):
     # The oldest contact message nobody has answered yet (reset to the hand-off time when a bot lets go).
     waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     responded: Mapped[bool] = mapped_column(Boolean, default=False)  # the first response is recorded
+    # Its labels as the roll-ups hold them (a label counts for the whole conversation).
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class ReportFact(Base):
@@ -627,7 +629,58 @@ class ReportFact(Base):
     void: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-__all__ += ["ReportConversation", "ReportFact"]
+class ReportRollup(Base):
+    """The facts summed per local day and dimension: what every report reads (``reports/rollup.py``).
+
+    One row per key; ``label`` ``""`` holds every fact, a label's rows hold its conversations' facts
+    again. Absent dimensions are 0 / ``""`` (a unique key treats NULLs as distinct). A timed kind has one
+    row per histogram ``bucket`` of its seconds (``measure`` 0) and of its business seconds (1);
+    the other kinds have bucket 0, measure 0. ``n`` facts, ``total`` their seconds.
+    """
+
+    __tablename__ = "report_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    measure: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    team_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    channel_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    flow_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportAgentDay(Base):
+    """An agent replied in a conversation on a local day (the first reply of that day gives its place).
+
+    ``previous`` is the agent's last earlier day in that conversation: the conversations an agent replied
+    in over a period are the rows of the period whose ``previous`` is before it (a count, not a distinct).
+    ``label`` as in ``report_rollups``.
+    """
+
+    __tablename__ = "report_agent_days"
+    __table_args__ = (
+        Index("ix_report_agent_days_conversation_id", "conversation_id", "agent_id", "day"),
+        {"sqlite_with_rowid": False},
+    )
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    previous: Mapped[date | None] = mapped_column(Date, nullable=True)
+    inbox_id: Mapped[int] = mapped_column(BigInteger)
+    team_id: Mapped[int] = mapped_column(BigInteger)
+    channel_kind: Mapped[str] = mapped_column(String(16))
+
+
+__all__ += ["ReportAgentDay", "ReportConversation", "ReportFact", "ReportRollup"]
 # -- tickets (inbox/tickets.py) ----------------------------------------------------------------------
 
 
@@ -1054,3 +1107,127 @@ class Segmentation(Base):
 
 
 __all__ += ["ContactEvent", "EventSource", "Product", "Segmentation"]
+
+
+# -- satisfaction surveys (inbox/csat.py) ------------------------------------------------------------
+
+
+class CsatSetting(Base):
+    """An inbox's survey after resolution: on or off, delay, question, scale, follow-up, template."""
+
+    __tablename__ = "csat_settings"
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    delay_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)  # None: the default, translated
+    scale: Mapped[str] = mapped_column(String(16), default="numbers")  # numbers (1-5) or emoji
+    follow_up: Mapped[bool] = mapped_column(Boolean, default=False)  # ask for a comment after the rating
+    template_name: Mapped[str | None] = mapped_column(String(512), nullable=True)  # outside the window
+    template_language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CsatSurvey(Base):
+    """One survey of one resolved conversation: scheduled, then sent or not sent (with the reason),
+    then answered with a rating 1-5 (and perhaps a comment). Credited to the agent who had it."""
+
+    __tablename__ = "csat_surveys"
+    __table_args__ = (
+        Index("ix_csat_surveys_status_send_at", "status", "send_at"),
+        Index("ix_csat_surveys_account_answered", "account_id", "answered_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    inbox_id: Mapped[int] = mapped_column(BigInteger)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # scheduled, sent, not_sent, awaiting_comment, answered
+    scale: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)  # why not sent
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["CsatSetting", "CsatSurvey"]
+
+
+# -- automations: triggers, steps, runs and each step's outcome (inbox/automations.py, automation_runs.py) --
+
+
+class Automation(Base):
+    """A trigger and the steps a run takes for each contact it fires for; counters for the list page."""
+
+    __tablename__ = "automations"
+    __table_args__ = (Index("ix_automations_trigger", "account_id", "trigger_type", "trigger_key", "active"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSON)  # inbox.automations.Trigger
+    # What the trigger listens for, indexed: the tag, the event type, the folded keyword; None: no_reply.
+    trigger_type: Mapped[str] = mapped_column(String(32))
+    trigger_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [inbox.automations.Step]
+    runs: Mapped[int] = mapped_column(Integer, default=0)  # runs started
+    errors: Mapped[int] = mapped_column(Integer, default=0)  # steps refused by the gate or failed
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AutomationRun(Base):
+    """One contact going through an automation. ``run_at`` is the durable timer: the sweeper takes the
+    next step of every active run that is due. ``armed``: a no-reply trigger waiting for its hours."""
+
+    __tablename__ = "automation_runs"
+    __table_args__ = (
+        Index("ix_automation_runs_due", "status", "run_at"),
+        Index("ix_automation_runs_automation", "automation_id", "id"),
+        Index("ix_automation_runs_contact", "contact_id", "automation_id", "status"),
+        Index("ix_automation_runs_conversation", "conversation_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    automation_id: Mapped[int] = mapped_column(ForeignKey("automations.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # armed, active, done, canceled
+    position: Mapped[int] = mapped_column(Integer, default=0)  # the next step to take
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    trigger_event_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the trigger's data (data.<name>)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AutomationRunStep(Base):
+    """What one step did for one run: done, waiting, stopped, skipped, refused (with the gate's reason)."""
+
+    __tablename__ = "automation_run_steps"
+    __table_args__ = (Index("ix_automation_run_steps_run", "run_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("automation_runs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["Automation", "AutomationRun", "AutomationRunStep"]

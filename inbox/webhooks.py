@@ -28,6 +28,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.caches import Caches
 
 PENDING: Final = "pending"
 DELIVERED: Final = "delivered"
@@ -51,6 +52,11 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "quota.updated",
     "ticket.created",
     "ticket.updated",
+    "broadcast.updated",
+    "contact.merged",
+    "csat.rated",
+    "automation.run_finished",
+    "automation.step_refused",
 )
 # Derived from a ``conversation.updated`` whose "changes" name the field.
 _DERIVED: Final = {"status": "conversation.status_changed", "assignee_id": "conversation.assigned"}
@@ -135,14 +141,15 @@ class DeliveryHook:
     sender looks right after it (and only then).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, caches: Caches | None = None) -> None:
+        self._caches = caches  # subscriptions read once per process, until a commit changes them
         # The event rows whose transaction wrote deliveries; a rolled-back write's rows just go away.
         self._marked: weakref.WeakSet[t.Event] = weakref.WeakSet()
 
     async def __call__(self, session: AsyncSession, events: Sequence[t.Event]) -> None:
         rows: list[dict[str, Any]] = []
         for event in events:
-            subscriptions = await _active_subscriptions(session, event.account_id)
+            subscriptions = await _active_subscriptions(session, event.account_id, self._caches)
             if not subscriptions:
                 continue
             for type_ in _types_of(event):
@@ -168,21 +175,31 @@ class _Sub:
     inbox_ids: frozenset[int] | None
 
 
-async def _active_subscriptions(session: AsyncSession, account_id: int) -> list[_Sub]:
-    key = ("webhook_subscriptions", account_id)  # read once per transaction
-    cached: list[_Sub] | None = session.info.get(key)
-    if cached is None:
-        result = await session.execute(
-            select(_SUBSCRIPTIONS.c.id, _SUBSCRIPTIONS.c.events, _SUBSCRIPTIONS.c.inbox_ids).where(
-                _SUBSCRIPTIONS.c.account_id == account_id, _SUBSCRIPTIONS.c.active.is_(True)
+async def _active_subscriptions(
+    session: AsyncSession, account_id: int, caches: Caches | None = None
+) -> tuple[_Sub, ...]:
+    key = ("webhook_subscriptions", account_id)  # read once per transaction (or process, with caches)
+
+    async def load() -> tuple[_Sub, ...]:
+        cached: tuple[_Sub, ...] | None = session.info.get(key)
+        if cached is None:
+            result = await session.execute(
+                select(_SUBSCRIPTIONS.c.id, _SUBSCRIPTIONS.c.events, _SUBSCRIPTIONS.c.inbox_ids).where(
+                    _SUBSCRIPTIONS.c.account_id == account_id, _SUBSCRIPTIONS.c.active.is_(True)
+                )
             )
-        )
-        cached = [
-            _Sub(row.id, frozenset(row.events), None if row.inbox_ids is None else frozenset(row.inbox_ids))
-            for row in result
-        ]
-        session.info[key] = cached
-    return cached
+            cached = tuple(
+                _Sub(
+                    row.id, frozenset(row.events), None if row.inbox_ids is None else frozenset(row.inbox_ids)
+                )
+                for row in result
+            )
+            session.info[key] = cached
+        return cached
+
+    if caches is None:
+        return await load()
+    return await caches.get(session, key, (_SUBSCRIPTIONS.name,), load)
 
 
 def _delivery_row(subscription_id: int, account_id: int, event: t.Event, type_: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.caches import Caches
 from inbox.db import first_row_once
 from inbox.model import ChannelKind, MessageKind, MessageStatus, Reason, TemplateRef
 from inbox.outbox import Refusal, SendContext
@@ -25,7 +26,7 @@ CONVERSATION_LENGTH = timedelta(hours=24)
 _PARAM = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 
 # Statements every gated send runs, built once (building a select and its cache key costs more CPU
-# than SQLite spends running it; bench/README.md). Core rows where the gate only reads a column or two.
+# than SQLite spends running it; bench/HISTORY.md). Core rows where the gate only reads a column or two.
 _LAST_INBOUND_AT = (
     select(t.Conversation.last_inbound_at)
     .where(
@@ -168,15 +169,22 @@ async def find_template(session: AsyncSession, channel_id: int, ref: TemplateRef
 
 
 async def _template_row(
-    session: AsyncSession, channel_id: int, ref: TemplateRef
+    session: AsyncSession, channel_id: int, ref: TemplateRef, caches: Caches | None = None
 ) -> Row[tuple[str, str]] | None:
-    row: Row[tuple[str, str]] | None = await first_row_once(
-        session,
-        ("template", channel_id, ref.name, ref.language),
-        _TEMPLATE_BODY,
-        {"channel_id": channel_id, "name": ref.name, "language": ref.language},
-    )
-    return row
+    key = ("template", channel_id, ref.name, ref.language)
+
+    async def load() -> Row[tuple[str, str]] | None:
+        row: Row[tuple[str, str]] | None = await first_row_once(
+            session,
+            key,
+            _TEMPLATE_BODY,
+            {"channel_id": channel_id, "name": ref.name, "language": ref.language},
+        )
+        return row
+
+    if caches is None:
+        return await load()
+    return await caches.get(session, key, (t.MessageTemplate.__tablename__,), load)
 
 
 def _template_problem(row: Row[tuple[str, str]] | None, ref: TemplateRef) -> str | None:
@@ -197,14 +205,20 @@ async def check_template(session: AsyncSession, channel_id: int, ref: TemplateRe
 
 
 class WindowPolicy:
-    """Free-form only inside the window; outside it approved templates with the right parameters."""
+    """Free-form only inside the window; outside it approved templates with the right parameters.
+
+    With ``caches`` a template is read once per process, until a commit changes the templates.
+    """
+
+    def __init__(self, caches: Caches | None = None) -> None:
+        self._caches = caches
 
     async def check(self, session: AsyncSession, ctx: SendContext) -> Refusal | None:
         if not has_service_window(ctx.channel):
             return None
         template = ctx.draft.template
         if template is not None:
-            row = await _template_row(session, ctx.channel.id, template)
+            row = await _template_row(session, ctx.channel.id, template, self._caches)
             problem = _template_problem(row, template)
             if problem is not None:
                 return Refusal(Reason.TEMPLATE_REQUIRED, problem + "; send an approved template")

@@ -24,12 +24,14 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.inbound import conversation_labels
 from inbox.model import ConversationStatus, MessageKind, MessageStatus
 from inbox.windows import is_metered
+from reports import rollup
 from routing.hours import BusinessHours, hours_of
 
 HANDLED = frozenset(
@@ -59,6 +61,7 @@ _UPDATE_STATES = (
         status=bindparam("b_status"),
         waiting_since=bindparam("b_waiting_since"),
         responded=bindparam("b_responded"),
+        labels=bindparam("b_labels"),
     )
 )
 _CHANNEL_CONTEXT = (
@@ -87,10 +90,21 @@ class _State:
     created_at: datetime
     waiting_since: datetime | None
     responded: bool
+    labels: list[str]
 
 
 _STATE_FIELDS = [f.name for f in fields(_State)]
-_UPDATED = ("conversation_id", "inbox_id", "team_id", "assignee_id", "status", "waiting_since", "responded")
+_UPDATED = (
+    "conversation_id",
+    "inbox_id",
+    "team_id",
+    "assignee_id",
+    "status",
+    "waiting_since",
+    "responded",
+    "labels",
+)
+_FACT_COLUMNS = [c.name for c in _FACT_TABLE.columns if c.name != "id"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,7 @@ class _Writer:
         self._read: dict[int, tuple[Any, ...]] = {}  # each followed conversation's state as read
         self._channels: dict[int, _Channel] = {}
         self._facts: list[dict[str, Any]] = []
+        self._voided: list[dict[str, Any]] = []  # stored facts this write voids
         # Who made this transaction's changes to a conversation (its activity lines' author).
         self._actors: dict[int, int] = {}
 
@@ -136,8 +151,9 @@ class _Writer:
         )
         for row in rows:
             state = _State(*row)
+            state.labels = list(state.labels or [])
             self._states[state.conversation_id] = state
-            self._read[state.conversation_id] = tuple(row)
+            self._read[state.conversation_id] = tuple(getattr(state, f) for f in _STATE_FIELDS)
         # A transaction that opens a conversation may record events about it before its
         # conversation.created (a bot's start inside the inbound hooks): start from that event's view.
         for e in events:
@@ -163,6 +179,7 @@ class _Writer:
             created_at=_when(conv["created_at"]),
             waiting_since=None,
             responded=False,
+            labels=sorted(conv.get("labels") or []),
         )
         self._states[state.conversation_id] = state
         self._new.add(state.conversation_id)
@@ -187,6 +204,7 @@ class _Writer:
                 "assignee_id": row.assignee_id,
                 "status": row.status,
                 "created_at": row.created_at.isoformat(),
+                "labels": await conversation_labels(self._session, row.id),
             }
         return await self._start(e.account_id, conv)
 
@@ -232,6 +250,8 @@ class _Writer:
         state.status = conv["status"]
         state.team_id, state.assignee_id = conv["team_id"], conv["assignee_id"]
         state.inbox_id = int(conv["inbox_id"])
+        if "labels" in conv:
+            state.labels = sorted(conv["labels"])
         resolved = ConversationStatus.RESOLVED
         if state.status == resolved and before != resolved:
             # Credited to the person who resolved it, else (a bot, a rule) to its assignee.
@@ -279,11 +299,7 @@ class _Writer:
         for fact in self._facts:
             if fact["message_id"] == message_id and fact["kind"] == "billable":
                 fact["void"] = True
-        await self._session.execute(
-            update(_FACT_TABLE)
-            .where(_FACT_TABLE.c.message_id == message_id, _FACT_TABLE.c.kind == "billable")
-            .values(void=True)
-        )
+        await self._void_stored(_FACT_TABLE.c.message_id == message_id, _FACT_TABLE.c.kind == "billable")
 
     # -- facts ---------------------------------------------------------------------------------------
 
@@ -328,19 +344,45 @@ class _Writer:
         for fact in self._facts:
             if fact["conversation_id"] == conversation_id and fact["kind"] in kinds:
                 fact["void"] = True
-        await self._session.execute(
-            update(_FACT_TABLE)
-            .where(
-                _FACT_TABLE.c.conversation_id == conversation_id,
-                _FACT_TABLE.c.kind.in_(kinds),
-                _FACT_TABLE.c.void.is_(False),
-            )
-            .values(void=True)
+        await self._void_stored(
+            _FACT_TABLE.c.conversation_id == conversation_id, _FACT_TABLE.c.kind.in_(kinds)
         )
 
+    async def _void_stored(self, *where: ColumnElement[bool]) -> None:
+        """Void stored facts, keeping them to take out of the roll-ups."""
+        c = _FACT_TABLE.c
+        found = await self._session.execute(
+            select(c.id, *[c[name] for name in _FACT_COLUMNS]).where(*where, c.void.is_(False))
+        )
+        rows = [dict(row) for row in found.mappings()]
+        if rows:
+            self._voided.extend(rows)
+            await self._session.execute(
+                update(_FACT_TABLE).where(c.id.in_([row["id"] for row in rows])).values(void=True)
+            )
+
     async def _flush(self) -> None:
+        deltas = rollup.Deltas()
+        for fact in self._voided:
+            deltas.add(fact, ["", *self._labels_read(fact["conversation_id"])], -1)
+        # Before this write's facts are stored: the stored ones move between the labels' rows.
+        await rollup.move_labels(
+            self._session,
+            deltas,
+            {i: (self._labels_read(i), s.labels) for i, s in self._states.items() if i not in self._new},
+        )
+        replies: dict[tuple[int, int, date], dict[str, Any]] = {}
         if self._facts:
             await self._session.execute(_INSERT_FACTS, self._facts)
+            for fact in self._facts:
+                if fact["void"]:
+                    continue
+                conversation_id = fact["conversation_id"]
+                deltas.add(fact, ["", *self._states[conversation_id].labels])
+                if fact["kind"] == "outgoing" and fact["origin"] == "agent" and fact["agent_id"] is not None:
+                    replies.setdefault((conversation_id, fact["agent_id"], fact["day"]), fact)
+        await deltas.write(self._session)
+        await rollup.add_agent_days(self._session, replies, {i: s.labels for i, s in self._states.items()})
         new = [vars(self._states[i]) for i in self._new]
         if new:
             await self._session.execute(_INSERT_STATES, new)
@@ -351,6 +393,11 @@ class _Writer:
         ]
         if changed:
             await self._session.execute(_UPDATE_STATES, changed)
+
+    def _labels_read(self, conversation_id: int) -> list[str]:
+        """The conversation's labels as the roll-ups hold them at this write's start."""
+        read = self._read.get(conversation_id)
+        return list(read[_STATE_FIELDS.index("labels")]) if read is not None else []
 
 
 def _local_day(at: datetime, zone: ZoneInfo) -> date:

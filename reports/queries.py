@@ -1,8 +1,10 @@
-"""Reading the facts: counts and durations (median, p90, mean) per period, dimension and filter.
+"""Reading the reports: counts and durations (median, p90, mean) per period, dimension and filter.
 
-Every query is one statement over ``report_facts`` (index: account, kind, local day). Percentiles come
-from a window (row number and count per group) so only the two rows around each percentile leave the
-database, on SQLite and PostgreSQL alike.
+Counts and means are sums over the roll-ups (``report_rollups``, exact). Medians and p90 are exact
+when the period holds at most ``EXACT_LIMIT`` timed facts of a kind under the filters: then they come
+from ``report_facts`` by a window (row number and count per group, so only the rows around each
+percentile leave the database). Above that they come from the roll-ups' histograms: within 1/32
+(3.1 %) of the exact figure (``reports.rollup``).
 """
 
 from __future__ import annotations
@@ -10,17 +12,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Date, and_, cast, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from reports.rollup import bucket_value
 
 GroupBy = Literal["day", "week", "month"]
 Dimension = Literal["agent", "team", "inbox", "flow", "bucket"]
 F = t.ReportFact
+R = t.ReportRollup
+A = t.ReportAgentDay
 MAX_DAYS = 400
+EXACT_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,7 @@ def bucket_of(day: date, group_by: GroupBy) -> date:
     return day
 
 
+@lru_cache(maxsize=1024)
 def _as_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -87,25 +107,53 @@ def _as_date(value: Any) -> date:
 class FactQueries:
     """The reports' statements for one scope, on one read session."""
 
-    def __init__(self, session: AsyncSession, scope: Scope) -> None:
+    def __init__(self, session: AsyncSession, scope: Scope, exact_limit: int = EXACT_LIMIT) -> None:
         self._session = session
         self._scope = scope
         self._sqlite = session.bind.dialect.name == "sqlite"
+        self._exact_limit = exact_limit
 
-    def _key(self, by: Dimension | None) -> ColumnElement[Any] | None:
+    def _key(self, by: Dimension | None, table: Any = F) -> ColumnElement[Any] | None:
         if by is None:
             return None
         if by == "bucket":
             group_by = self._scope.group_by
             if group_by == "day":
-                return F.day.expression
+                # The text on SQLite: one date parse per distinct day (``_as_date``), not per row.
+                day: ColumnElement[Any] = table.day.expression
+                return type_coerce(day, String) if self._sqlite else day
             if self._sqlite:
                 if group_by == "week":
-                    return func.date(F.day, "weekday 0", "-6 days")
-                return func.strftime("%Y-%m-01", F.day)
-            return cast(func.date_trunc(group_by, F.day), Date)
-        columns = {"agent": F.agent_id, "team": F.team_id, "inbox": F.inbox_id, "flow": F.flow_id}
-        return columns[by].expression
+                    return func.date(table.day, "weekday 0", "-6 days")
+                return func.strftime("%Y-%m-01", table.day)
+            return cast(func.date_trunc(group_by, table.day), Date)
+        columns = {"agent": "agent_id", "team": "team_id", "inbox": "inbox_id", "flow": "flow_id"}
+        return getattr(table, columns[by]).expression  # type: ignore[no-any-return]
+
+    def _rolled(
+        self, kinds: Sequence[str], origin: str | None, measure: int = 0, *, any_label: bool = False
+    ) -> list[ColumnElement[bool]]:
+        """The roll-up rows in scope (``any_label``: ignore the label filter)."""
+        s = self._scope
+        conds: list[ColumnElement[bool]] = [
+            R.account_id == s.account_id,
+            R.kind.in_(kinds) if len(kinds) > 1 else R.kind == kinds[0],
+            R.label == ("" if any_label else (s.label or "")),
+            R.measure == measure,
+            R.day >= s.start,
+            R.day <= s.end,
+        ]
+        if origin is not None:
+            conds.append(R.origin == origin)
+        if s.inbox_id is not None:
+            conds.append(R.inbox_id == s.inbox_id)
+        if s.channel_kind is not None:
+            conds.append(R.channel_kind == s.channel_kind)
+        if s.team_id is not None:
+            conds.append(R.team_id == s.team_id)
+        if s.agent_id is not None:
+            conds.append(R.agent_id == s.agent_id)
+        return conds
 
     def _where(self, kinds: Sequence[str], origin: str | None) -> list[ColumnElement[bool]]:
         s = self._scope
@@ -138,35 +186,76 @@ class FactQueries:
             return None
         if by == "bucket":
             return _as_date(value)
-        return None if value is None else int(value)
+        return None if value is None or value == 0 else int(value)  # the roll-ups' 0: none
 
     async def counts(
         self, kinds: Sequence[str], by: Dimension | None = None, *, origin: str | None = None
     ) -> dict[Key, dict[str, int]]:
-        """``{key: {kind: count}}`` of the facts of ``kinds`` (keys with none are absent)."""
-        key = self._key(by)
+        """``{key: {kind: count}}`` of the facts of ``kinds`` (keys with none may be absent)."""
+        key = self._key(by, R)
         cols = [key.label("k")] if key is not None else [literal(0).label("k")]
-        stmt = select(*cols, F.kind, func.count()).where(*self._where(kinds, origin)).group_by(F.kind)
+        stmt = select(*cols, R.kind, func.sum(R.n)).where(*self._rolled(kinds, origin)).group_by(R.kind)
         if key is not None:
             stmt = stmt.group_by(key)
         out: dict[Key, dict[str, int]] = {}
         for k, kind, n in await self._session.execute(stmt):
-            out.setdefault(self._normal(by, k), {})[kind] = int(n)
+            counts = out.setdefault(self._normal(by, k), {})
+            counts[kind] = counts.get(kind, 0) + int(n)
         return out
 
-    async def conversations(
-        self, kinds: Sequence[str], by: Dimension | None = None, *, origin: str | None = None
-    ) -> dict[Key, int]:
-        """How many distinct conversations had a fact of ``kinds``, per key."""
-        key = self._key(by)
-        cols = [key.label("k")] if key is not None else [literal(0).label("k")]
-        stmt = select(*cols, func.count(F.conversation_id.distinct())).where(*self._where(kinds, origin))
-        if key is not None:
-            stmt = stmt.group_by(key)
-        return {self._normal(by, k): int(n) for k, n in await self._session.execute(stmt)}
+    async def agent_conversations(self) -> dict[Key, int]:
+        """Per agent, how many conversations they replied in during the period (``report_agent_days``:
+        each conversation once, on its first day of the period with the agent's reply)."""
+        s = self._scope
+        conds: list[ColumnElement[bool]] = [
+            A.account_id == s.account_id,
+            A.label == (s.label or ""),
+            A.day >= s.start,
+            A.day <= s.end,
+            or_(A.previous.is_(None), A.previous < s.start),
+        ]
+        if s.inbox_id is not None:
+            conds.append(A.inbox_id == s.inbox_id)
+        if s.channel_kind is not None:
+            conds.append(A.channel_kind == s.channel_kind)
+        if s.team_id is not None:
+            conds.append(A.team_id == s.team_id)
+        if s.agent_id is not None:
+            conds.append(A.agent_id == s.agent_id)
+        stmt = select(A.agent_id, func.count()).where(*conds).group_by(A.agent_id)
+        return {int(k): int(n) for k, n in await self._session.execute(stmt)}
 
     async def durations(self, kind: str, by: Dimension | None = None) -> dict[Key, Duration]:
         """Count, median, p90 and mean of the facts' seconds (business seconds if the scope says so)."""
+        key = self._key(by, R)
+        cols = [key.label("k")] if key is not None else [literal(0).label("k")]
+        stmt = (
+            select(*cols, R.bucket, func.sum(R.n), func.sum(R.total))
+            .where(*self._rolled([kind], None, 1 if self._scope.business_hours else 0))
+            .group_by(R.bucket)
+        )
+        if key is not None:
+            stmt = stmt.group_by(key)
+        histograms: dict[Key, dict[int, tuple[int, int]]] = {}
+        for k, bucket, n, total in await self._session.execute(stmt):
+            if int(n):
+                histograms.setdefault(self._normal(by, k), {})[int(bucket)] = (int(n), int(total))
+        if await self._few(kind, histograms):
+            return await self._exact(kind, by)
+        return {k: _from_histogram(h) for k, h in histograms.items()}
+
+    async def _few(self, kind: str, histograms: dict[Key, dict[int, tuple[int, int]]]) -> bool:
+        """Whether the exact figures are cheap: reading them scans the kind's facts of the period under
+        every filter but the label (applied per fact), so those must be few."""
+        if sum(n for h in histograms.values() for n, _ in h.values()) > self._exact_limit:
+            return False
+        if self._scope.label is None:
+            return True
+        stmt = select(func.sum(R.n)).where(*self._rolled([kind], None, any_label=True))
+        return int(await self._session.scalar(stmt) or 0) <= self._exact_limit
+
+    async def _exact(self, kind: str, by: Dimension | None) -> dict[Key, Duration]:
+        """``durations`` read from the facts themselves."""
         value = F.business_seconds if self._scope.business_hours else F.seconds
         key = self._key(by)
         partition = [key] if key is not None else None
@@ -203,6 +292,25 @@ class FactQueries:
                 size, _percentile(at, size, 1, 2), _percentile(at, size, 9, 10), round(mean, 1)
             )
         return out
+
+
+def _from_histogram(histogram: dict[int, tuple[int, int]]) -> Duration:
+    """A duration from bucket counts: each rank's value is its bucket's middle."""
+    size = sum(n for n, _ in histogram.values())
+    total = sum(s for _, s in histogram.values())
+    wanted = {(n * (size - 1)) // d + 1 for n, d in ((1, 2), (9, 10))}
+    wanted |= {(n * (size - 1) + d - 1) // d + 1 for n, d in ((1, 2), (9, 10))}
+    ranks: dict[int, float] = {}
+    seen = 0
+    for bucket in sorted(histogram):
+        n = histogram[bucket][0]
+        for rank in wanted:
+            if seen < rank <= seen + n:
+                ranks[rank] = bucket_value(bucket)
+        seen += n
+    return Duration(
+        size, _percentile(ranks, size, 1, 2), _percentile(ranks, size, 9, 10), round(total / size, 1)
+    )
 
 
 def _percentile(ranks: dict[int, float], n: int, num: int, den: int) -> float:

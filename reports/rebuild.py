@@ -1,4 +1,4 @@
-"""``switchboard reports rebuild``: the facts again from the stored event log.
+"""``switchboard reports rebuild``: the facts (and their roll-ups) again from the stored event log.
 
 The log is replayed through the same code that writes the facts live (``facts.record_facts``), so a
 rebuild gives the facts live writing gave. Run it with the gateways stopped (like a migration):
@@ -22,8 +22,8 @@ BATCH = 5000
 async def rebuild(db: Database, *, batch: int = BATCH) -> int:
     """Delete every fact and replay the event log; returns how many events were replayed."""
     async with db.write() as session:
-        await session.execute(delete(t.ReportFact))
-        await session.execute(delete(t.ReportConversation))
+        for table in (t.ReportFact, t.ReportConversation, t.ReportRollup, t.ReportAgentDay):
+            await session.execute(delete(table))
     async with db.read() as session:
         last = (await session.scalar(select(func.max(t.Event.id)))) or 0
     after, replayed, limit = 0, 0, batch

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.broadcasts import stats
 from reports.queries import Duration, FactQueries, Key, Scope, buckets
 
 TIMED = ("first_response", "next_response", "resolved")
@@ -159,7 +161,7 @@ async def agents(session: AsyncSession, scope: Scope, only: int | None = None) -
         users = users.where(t.User.id == only)
     people = list(await session.execute(users.order_by(t.User.id)))
     replies = await q.counts(["outgoing"], "agent", origin="agent")
-    conversations = await q.conversations(["outgoing"], "agent", origin="agent")
+    conversations = await q.agent_conversations()
     resolved = await q.counts(["resolved"], "agent")
     first = await q.durations("first_response", "agent")
     following = await q.durations("next_response", "agent")
@@ -286,6 +288,74 @@ async def timeseries(session: AsyncSession, scope: Scope) -> list[TimeseriesRow]
                 bot_runs=counts.get("bot_run", 0),
                 handoffs=counts.get("handoff", 0),
                 billable_conversations=counts.get("billable", 0),
+            )
+        )
+    return rows
+
+
+class BroadcastRow(BaseModel):
+    """A broadcast created in the period: its recipients by how far they got (``sent`` counts the
+    delivered and read ones too), and the failures by reason (``reason=count; …``)."""
+
+    broadcast_id: int
+    title: str
+    channel_kind: str
+    status: str
+    created_at: datetime
+    recipients: int
+    sent: int
+    delivered: int
+    read: int
+    replied: int
+    failed: int
+    canceled: int
+    failed_by_reason: str
+
+
+async def broadcasts(session: AsyncSession, scope: Scope, visible: set[int]) -> list[BroadcastRow]:
+    """Broadcasts created on the period's local days in inboxes the user sees, newest first; an inbox,
+    channel or agent (who created it) filter applies, team and label do not (a broadcast has neither)."""
+    account = await session.get(t.Account, scope.account_id)
+    assert account is not None
+    zone = ZoneInfo(account.timezone)
+    since = datetime.combine(scope.start, time(), zone).astimezone(UTC)
+    until = datetime.combine(scope.end + timedelta(days=1), time(), zone).astimezone(UTC)
+    b, c = t.Broadcast, t.Channel
+    query = (
+        select(b, c.kind)
+        .join(c, c.id == b.channel_id)
+        .where(
+            b.account_id == scope.account_id,
+            b.created_at >= since,
+            b.created_at < until,
+            c.inbox_id.in_(visible),
+        )
+        .order_by(b.created_at.desc(), b.id.desc())
+    )
+    if scope.inbox_id is not None:
+        query = query.where(c.inbox_id == scope.inbox_id)
+    if scope.channel_kind is not None:
+        query = query.where(c.kind == scope.channel_kind)
+    if scope.agent_id is not None:
+        query = query.where(b.created_by == scope.agent_id)
+    rows = []
+    for broadcast, kind in (await session.execute(query)).all():
+        s = await stats(session, broadcast)
+        rows.append(
+            BroadcastRow(
+                broadcast_id=broadcast.id,
+                title=broadcast.title,
+                channel_kind=kind,
+                status=broadcast.status,
+                created_at=broadcast.created_at,
+                recipients=s.total,
+                sent=s.sent,
+                delivered=s.delivered,
+                read=s.read,
+                replied=s.replied,
+                failed=s.failed,
+                canceled=s.canceled,
+                failed_by_reason="; ".join(f"{k}={n}" for k, n in sorted(s.failed_by_reason.items())),
             )
         )
     return rows

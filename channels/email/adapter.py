@@ -231,7 +231,9 @@ class EmailChannel:
             subject=None if held else subject,
             held=held,
             content_type="email",
-            raw={"email": _raw_view(mail, full_text, original_key, safe_html)},
+            raw={
+                "email": {**_raw_view(mail, full_text, original_key, safe_html), "envelope_to": [*recipients]}
+            },
         )
 
     def _held(self, mail: ParsedMail, sender: str, mail_from: str | None) -> str | None:

@@ -104,6 +104,7 @@ class WebchatAdapter:
             "from": "agent",
             "text": message.text,
             "attachments": [self._visitor_attachment(a) for a in message.attachments],
+            "buttons": list(message.buttons),  # quick replies (a bot's choices, a satisfaction survey)
         }
         if await self.push(message.to, frame) == 0 and self._offline is not None:
             # Not awaited: the fallback goes through the outbox, which is waiting for this send.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,25 +12,40 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.context import container_of, path_id, user_of
+from gateway.api.csvfile import csv_response
 from gateway.api.errors import ApiError, field_error, forbidden, not_found
 from gateway.api.spec import ApiRoutes, Page
 from inbox import tables as t
 from inbox.access import is_admin, visible_inbox_ids
-from inbox.attributes import AttributeFilterError, set_attributes
+from inbox.attributes import AttributeFilterError, attribute_condition, set_attributes
+from inbox.contact_import import ImportFileError, import_contacts
 from inbox.contact_limit import is_over, last_contact_inside
 from inbox.contact_merge import MergeError, duplicates_of, merge_contacts, merges_into, plan_merge
 from inbox.contacts import identities_of
+from inbox.model import ChannelKind
 from inbox.queries import list_by_id
-from inbox.tags import TagError, add_tag, remove_tag, tag_counts, tags_of
+from inbox.tags import TagError, add_tag, normalize_tag, remove_tag, tag_counts, tag_filter, tags_of
 from inbox.views import ContactView, TagView
 
 api = ApiRoutes()
 
 
+MAX_EXPORT = 50_000
+
+
 class ContactQuery(BaseModel):
     q: str | None = Field(default=None, max_length=200)
+    tag: str | None = Field(default=None, min_length=1, max_length=200, description="has this tag")
+    channel: ChannelKind | None = Field(default=None, description="has an identity on this channel kind")
+    attribute: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="`key` (has the attribute) or `key=value` (equals it)",
+    )
     cursor: str | None = None
     limit: int = Field(default=50, ge=1, le=200)
+    format: Literal["json", "csv"] = Field(default="json", description="csv: every match (the filters hold)")
 
 
 def _visible(user: t.User, inbox_ids: set[int]) -> Any:
@@ -54,32 +70,166 @@ async def visible_contact(session: AsyncSession, user: t.User, contact_id: int) 
 @api.route(
     "GET",
     "/contacts",
-    summary="Search contacts by name, email, phone or address",
+    summary="Search contacts by name, email, phone or address; filter by tag, channel, attribute; CSV",
     query=ContactQuery,
     response=Page[ContactView],
 )
-async def list_contacts(request: web.Request, query: ContactQuery) -> Page[ContactView]:
+async def list_contacts(request: web.Request, query: ContactQuery) -> Page[ContactView] | web.Response:
     user = user_of(request)
     async with container_of(request).db.read() as session:
         inbox_ids = await visible_inbox_ids(session, user)
         stmt = select(t.Contact).where(t.Contact.account_id == user.account_id, _visible(user, inbox_ids))
-        if query.q:
-            pattern = (
-                "%" + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
-            stmt = stmt.where(
-                or_(
-                    func.lower(t.Contact.name).like(pattern, escape="\\"),
-                    func.lower(t.Contact.email).like(pattern, escape="\\"),
-                    t.Contact.phone.like(pattern, escape="\\"),
-                    exists().where(
-                        t.ContactIdentity.contact_id == t.Contact.id,
-                        func.lower(t.ContactIdentity.address).like(pattern, escape="\\"),
-                    ),
-                )
-            )
+        for condition in _filters(query):
+            stmt = stmt.where(condition)
+        if query.format == "csv":
+            rows = list(await session.scalars(stmt.order_by(t.Contact.id).limit(MAX_EXPORT)))
+            return await _export(session, rows)
         rows, cursor = await list_by_id(session, stmt, t.Contact.id, query.limit, query.cursor)
         return Page[ContactView](items=[await contact_view(session, c) for c in rows], next_cursor=cursor)
+
+
+def _filters(query: ContactQuery) -> list[Any]:
+    conditions: list[Any] = []
+    if query.q:
+        pattern = "%" + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            or_(
+                func.lower(t.Contact.name).like(pattern, escape="\\"),
+                func.lower(t.Contact.email).like(pattern, escape="\\"),
+                t.Contact.phone.like(pattern, escape="\\"),
+                exists().where(
+                    t.ContactIdentity.contact_id == t.Contact.id,
+                    func.lower(t.ContactIdentity.address).like(pattern, escape="\\"),
+                ),
+            )
+        )
+    if query.tag:
+        try:
+            conditions.append(tag_filter(any_of=[normalize_tag(query.tag)]))
+        except TagError as exc:
+            raise field_error("tag", str(exc)) from None
+    if query.channel:
+        conditions.append(
+            exists().where(
+                t.ContactIdentity.contact_id == t.Contact.id, t.ContactIdentity.kind == query.channel.value
+            )
+        )
+    if query.attribute:
+        key, sep, value = query.attribute.partition("=")
+        try:
+            conditions.append(
+                attribute_condition(key.strip(), "eq", value)
+                if sep
+                else attribute_condition(key.strip(), "exists")
+            )
+        except AttributeFilterError as exc:
+            raise field_error("attribute", str(exc)) from None
+    return conditions
+
+
+async def _export(session: AsyncSession, contacts: list[t.Contact]) -> web.Response:
+    """Contacts as CSV: fields, identities and tags, then one column per attribute any of them has."""
+    ids = [c.id for c in contacts]
+    identities: dict[int, list[str]] = {}
+    tags: dict[int, list[str]] = {}
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk : chunk + 500]
+        for i in await session.scalars(
+            select(t.ContactIdentity)
+            .where(t.ContactIdentity.contact_id.in_(part))
+            .order_by(t.ContactIdentity.id)
+        ):
+            identities.setdefault(i.contact_id, []).append(f"{i.kind}:{i.address}")
+        for x in await session.scalars(
+            select(t.ContactTag).where(t.ContactTag.contact_id.in_(part)).order_by(t.ContactTag.tag)
+        ):
+            tags.setdefault(x.contact_id, []).append(x.tag)
+    keys = sorted({k for c in contacts for k in (c.attributes or {})})
+    columns = [
+        "id",
+        "name",
+        "email",
+        "phone",
+        "identities",
+        "tags",
+        "created_at",
+        *(f"attributes.{k}" for k in keys),
+    ]
+
+    def cell(value: Any) -> Any:
+        return value if value is None or isinstance(value, str | int | float) else json.dumps(value)
+
+    rows = (
+        [
+            c.id,
+            c.name,
+            c.email,
+            c.phone,
+            "; ".join(identities.get(c.id, [])),
+            "; ".join(tags.get(c.id, [])),
+            c.created_at.isoformat(),
+            *(cell((c.attributes or {}).get(k)) for k in keys),
+        ]
+        for c in contacts
+    )
+    return csv_response(columns, rows, "switchboard-contacts.csv")
+
+
+class ImportBody(BaseModel):
+    csv: str = Field(
+        min_length=1, max_length=5_000_000, description="the file: a header line, then one contact a line"
+    )
+    columns: dict[str, str] | None = Field(
+        default=None,
+        description="column header -> name | email | phone | tags | attributes.<key> | ignore "
+        "(default: by header name, other columns become attributes)",
+    )
+    default_region: str | None = Field(
+        default=None, min_length=2, max_length=2, description="ISO country for phones without +country code"
+    )
+
+
+class ImportRowErrorView(BaseModel):
+    line: int
+    field: str | None
+    message: str
+
+
+class ImportResultView(BaseModel):
+    created: int
+    updated: int
+    errors: list[ImportRowErrorView] = Field(description="rows not imported (or imported in part), by line")
+
+
+@api.route(
+    "POST",
+    "/contacts/import",
+    summary="Import contacts from CSV: bad rows reported by line, the rest imported (admins)",
+    body=ImportBody,
+    response=ImportResultView,
+)
+async def post_import(request: web.Request, body: ImportBody) -> ImportResultView:
+    user = user_of(request)
+    if not is_admin(user):
+        raise forbidden("only admins import contacts")
+    c = container_of(request)
+    async with c.db.write() as session:
+        try:
+            result = await import_contacts(
+                session,
+                user.account_id,
+                body.csv,
+                mapping=body.columns,
+                default_region=body.default_region.upper() if body.default_region else None,
+                now=c.clock(),
+            )
+        except ImportFileError as exc:
+            raise field_error(exc.field, str(exc)) from None
+    return ImportResultView(
+        created=result.created,
+        updated=result.updated,
+        errors=[ImportRowErrorView(line=e.line, field=e.field, message=e.message) for e in result.errors],
+    )
 
 
 async def contact_view(session: AsyncSession, contact: t.Contact) -> ContactView:

@@ -1,19 +1,23 @@
 """Your agent profile: what visitors see of you (display name, title, meeting link, avatar).
 
-The avatar is an upload (``POST /uploads``) whose bytes are an image, at most ``AVATAR_MAX_BYTES``.
+The avatar is an upload (``POST /uploads``) whose bytes are an image, at most ``AVATAR_MAX_BYTES``;
+what is kept is that image made square, ``AVATAR_SIZE`` pixels, re-encoded without its metadata.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from gateway.api.context import container_of, user_of
-from gateway.api.errors import field_error
+from gateway.api.errors import ApiError, field_error
 from gateway.api.spec import ApiRoutes
 from inbox import tables as t
+from inbox.avatars import NotAnImage, resized_avatar
+from inbox.events import record_event
 
 api = ApiRoutes()
 
@@ -71,17 +75,10 @@ async def put_profile(request: web.Request, body: ProfileBody) -> ProfileView:
     c = container_of(request)
     user = user_of(request)
     given = body.model_fields_set
+    avatar_key = (
+        await _avatar_key(request, body.avatar_upload_id) if body.avatar_upload_id is not None else None
+    )
     async with c.db.write() as session:
-        avatar_key: str | None = None
-        if body.avatar_upload_id is not None:
-            upload = await session.get(t.Upload, body.avatar_upload_id)
-            if upload is None or upload.user_id != user.id:
-                raise field_error("avatar_upload_id", "no such upload of yours")
-            if upload.content_type not in AVATAR_TYPES:
-                raise field_error("avatar_upload_id", "the avatar must be a PNG, JPEG, GIF or WebP image")
-            if upload.size > AVATAR_MAX_BYTES:
-                raise field_error("avatar_upload_id", f"the avatar may be at most {AVATAR_MAX_BYTES} bytes")
-            avatar_key = upload.media_key
         row = await session.get(t.AgentProfile, user.id)
         if row is None:
             row = t.AgentProfile(user_id=user.id, updated_at=c.clock())
@@ -95,4 +92,49 @@ async def put_profile(request: web.Request, body: ProfileBody) -> ProfileView:
         if "avatar_upload_id" in given:
             row.avatar_key = avatar_key
         row.updated_at = c.clock()
+        # Widgets (in every process) drop the card they keep of this agent.
+        await record_event(
+            session, "user.profile", account_id=user.account_id, now=c.clock(), payload={"user_id": user.id}
+        )
         return profile_view(user, row)
+
+
+async def _avatar_key(request: web.Request, upload_id: int) -> str:
+    """The media key of the resized avatar made from one of your uploads (422 naming the field)."""
+    c = container_of(request)
+    user = user_of(request)
+    async with c.db.read() as session:
+        upload = await session.get(t.Upload, upload_id)
+    if upload is None or upload.user_id != user.id:
+        raise field_error("avatar_upload_id", "no such upload of yours")
+    if upload.content_type not in AVATAR_TYPES:
+        raise field_error("avatar_upload_id", "the avatar must be a PNG, JPEG, GIF or WebP image")
+    if upload.size > AVATAR_MAX_BYTES:
+        raise field_error("avatar_upload_id", f"the avatar may be at most {AVATAR_MAX_BYTES} bytes")
+    try:
+        resized = await asyncio.to_thread(resized_avatar, await c.media.get(upload.media_key))
+    except NotAnImage as exc:
+        raise field_error("avatar_upload_id", str(exc)) from exc
+    return await c.media.put(resized)
+
+
+@api.route("GET", "/users/me/avatar", summary="Your avatar as visitors see it (a square PNG)")
+async def get_avatar(request: web.Request) -> web.Response:
+    c = container_of(request)
+    user = user_of(request)
+    async with c.db.read() as session:
+        row = await session.get(t.AgentProfile, user.id)
+    if row is None or not row.avatar_key:
+        raise ApiError(404, "not_found", "you have no avatar")
+    try:
+        data = await c.media.get(row.avatar_key)
+    except (OSError, ValueError) as exc:
+        raise ApiError(404, "not_found", "your avatar is no longer stored") from exc
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": "image/png",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-cache",
+        },
+    )

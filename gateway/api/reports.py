@@ -1,4 +1,4 @@
-"""``GET /reports/{summary|agents|teams|inboxes|bots|timeseries}``: the reports, as JSON or CSV.
+"""``GET /reports/{summary|agents|teams|inboxes|bots|timeseries|broadcasts}``: the reports, as JSON or CSV.
 
 Periods are local days of the account's time zone (``from``..``to``, inclusive, at most 400 days).
 Admins see the whole account; everyone else sees only their own numbers (``agent_id`` is theirs).
@@ -6,8 +6,6 @@ Admins see the whole account; everyone else sees only their own numbers (``agent
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -18,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.context import container_of, user_of
+from gateway.api.csvfile import csv_response
 from gateway.api.errors import ApiError, forbidden
 from gateway.api.spec import ApiRoutes, Handler
 from inbox import tables as t
@@ -78,6 +77,10 @@ class BotsReport(Report):
 
 class TimeseriesReport(Report):
     rows: list[rows.TimeseriesRow]
+
+
+class BroadcastsReport(Report):
+    rows: list[rows.BroadcastRow]
 
 
 def _invalid(field: str, problem: str) -> ApiError:
@@ -159,30 +162,13 @@ async def _report(
     return report
 
 
-def _cell(value: Any) -> Any:
-    # A spreadsheet runs a cell that starts with one of these as a formula (names are user text).
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
 def _csv(report: Report, columns: list[str]) -> web.Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in report.rows:
-        values = row.model_dump(mode="json")
-        writer.writerow([_cell(values[c]) for c in columns])
+    values = (row.model_dump(mode="json") for row in report.rows)
     filename = f"switchboard-{report.report}-{report.from_}-{report.to}.csv"
-    return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return csv_response(columns, ([v[c] for c in columns] for v in values), filename)
 
 
-# -- the six reports ---------------------------------------------------------------------------------
+# -- the reports -------------------------------------------------------------------------------------
 
 
 async def _summary(session: AsyncSession, scope: Scope, _: set[int], __: t.User) -> list[Any]:
@@ -207,6 +193,10 @@ async def _bots(session: AsyncSession, scope: Scope, _: set[int], __: t.User) ->
 
 async def _timeseries(session: AsyncSession, scope: Scope, _: set[int], __: t.User) -> list[Any]:
     return await rows.timeseries(session, scope)
+
+
+async def _broadcasts(session: AsyncSession, scope: Scope, visible: set[int], __: t.User) -> list[Any]:
+    return await rows.broadcasts(session, scope, visible)
 
 
 REPORTS: list[tuple[str, str, type[Report], type[BaseModel], Build]] = [
@@ -245,6 +235,13 @@ REPORTS: list[tuple[str, str, type[Report], type[BaseModel], Build]] = [
         TimeseriesReport,
         rows.TimeseriesRow,
         _timeseries,
+    ),
+    (
+        "broadcasts",
+        "Per broadcast created in the period: sent, delivered, read, replied, failed by reason",
+        BroadcastsReport,
+        rows.BroadcastRow,
+        _broadcasts,
     ),
 ]
 

@@ -144,9 +144,18 @@
     ".who{display:flex;align-items:center;gap:6px;font-size:12px;color:#5b6472;margin-bottom:2px}",
     ".avatar{width:22px;height:22px;border-radius:50%;background:var(--accent);color:#fff;font-size:11px;",
     "display:inline-flex;align-items:center;justify-content:center;font-weight:600}",
+    "img.avatar{object-fit:cover;background:#e3e6ea}",
+    ".agent-card{display:flex;align-items:center;gap:10px;padding:8px 12px;background:#fff;border-bottom:1px solid #e3e6ea}",
+    ".agent-card .avatar{width:36px;height:36px;font-size:15px;flex:none}",
+    ".agent-card .who-text{flex:1;min-width:0;display:flex;flex-direction:column}",
+    ".agent-card .card-name{font-weight:600}.agent-card .card-title{font-size:12px;color:#5b6472}",
+    ".meet{text-decoration:none;font-size:13px;padding:7px 10px;white-space:nowrap}",
     ".bubble{padding:8px 11px;border-radius:14px;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}",
     ".visitor .bubble{background:var(--accent);color:#fff;border-bottom-right-radius:4px}",
     ".agent .bubble,.bot .bubble,.system .bubble{background:#fff;border:1px solid #e3e6ea;border-bottom-left-radius:4px}",
+    ".choices{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}",
+    ".choice{font:inherit;padding:6px 12px;border-radius:16px;border:1px solid var(--accent);background:#fff;color:var(--accent);cursor:pointer;min-width:40px}",
+    ".choice.picked{background:var(--accent);color:#fff}.choice:disabled{cursor:default;opacity:.75}.choice.picked:disabled{opacity:1}",
     ".visitor .bubble a{color:#fff}",
     ".bubble img{max-width:220px;max-height:220px;border-radius:8px;display:block;margin-top:4px}",
     ".meta{font-size:11px;color:#6b7480;margin-top:2px}",
@@ -174,6 +183,8 @@
   var dot = el("span", { "class": "dot", "aria-hidden": "true" });
   var presenceText = el("span", { "class": "presence-text", text: t("widget.connecting") });
   var closeBtn = el("button", { "class": "close", type: "button", "aria-label": t("widget.close"), text: "×" });
+  var agentCard = el("div", { "class": "agent-card", hidden: "" });
+  var agentCardId = 0;   // the message whose author the card shows (the newest agent reply)
   var log = el("div", { "class": "log", role: "log", "aria-live": "polite", "aria-label": t("widget.messages"), tabindex: "0" });
   var typingLine = el("div", { "class": "typing", "aria-live": "polite" });
   var notice = el("div", { "class": "notice", hidden: "" });
@@ -192,7 +203,7 @@
   var composer = el("form", { "class": "composer" }, [attachBtn, fileInput, input, sendBtn]);
   var panel = el("section", { "class": "panel", id: "sb-panel", role: "dialog", "aria-labelledby": "sb-title", hidden: "" }, [
     el("header", null, [title, el("span", { "class": "presence" }, [dot, presenceText]), closeBtn]),
-    log, typingLine, notice, prechat, errorLine, composer
+    agentCard, log, typingLine, notice, prechat, errorLine, composer
   ]);
   root.appendChild(style);
   root.appendChild(teaser);
@@ -224,6 +235,39 @@
 
   function initials(name) {
     return (name || "?").trim().charAt(0).toUpperCase() || "?";
+  }
+
+  function safeLink(url) {
+    // An absolute http(s) link (a meeting page), or a path of ours (an avatar) made absolute.
+    try {
+      var u = new URL(url, base);
+      return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+    } catch (e) { return null; }
+  }
+
+  function avatarFor(agent, name) {
+    var src = agent && agent.avatar_url ? safeLink(agent.avatar_url) : null;
+    if (src) return el("img", { "class": "avatar", src: src, alt: "", "aria-hidden": "true" });
+    return el("span", { "class": "avatar", "aria-hidden": "true", text: initials(name) });
+  }
+
+  function showAgentCard(msg, name) {
+    // The newest agent reply's author: who is helping, and a button to book a meeting with them.
+    if (msg.id < agentCardId) return;
+    agentCardId = msg.id;
+    var agent = msg.agent || {};
+    var text = el("div", { "class": "who-text" }, [
+      el("span", { "class": "card-name", text: name }),
+      agent.title ? el("span", { "class": "card-title", text: agent.title }) : null
+    ]);
+    var meeting = agent.meeting_url ? safeLink(agent.meeting_url) : null;
+    var children = [avatarFor(agent, name), text];
+    if (meeting) {
+      children.push(el("a", { "class": "btn meet", href: meeting, target: "_blank", rel: "noopener noreferrer",
+        text: t("widget.book_meeting"), "aria-label": t("widget.book_meeting_with", { name: name }) }));
+    }
+    agentCard.replaceChildren.apply(agentCard, children);
+    agentCard.hidden = false;
   }
 
   function bubbleFor(msg) {
@@ -292,11 +336,13 @@
     if (from !== "visitor") {
       var name = (msg.agent && msg.agent.name) || t("widget.support");
       row.appendChild(el("div", { "class": "who" }, [
-        el("span", { "class": "avatar", "aria-hidden": "true", text: initials(name) }),
+        avatarFor(msg.agent, name),
         el("span", { "class": "agent-name", text: name })
       ]));
+      if (from === "agent") showAgentCard(msg, name);
     }
     row.appendChild(bubbleFor(msg));
+    if (from !== "visitor" && msg.buttons && msg.buttons.length) row.appendChild(choicesFor(msg.buttons));
     if (from === "visitor") row.appendChild(el("div", { "class": "meta" }));
     byId[msg.id] = row;
     insertRow(row, msg.id);
@@ -308,6 +354,21 @@
     }
     scrollDown();
     reportRead();
+  }
+
+  // Quick replies (a bot's choices, the rating card of a satisfaction survey): a tap sends the label.
+  function choicesFor(labels) {
+    var box = el("div", { "class": "choices", role: "group", "aria-label": t("widget.choices") });
+    labels.forEach(function (label) {
+      var b = el("button", { type: "button", "class": "choice", text: label });
+      b.addEventListener("click", function () {
+        Array.prototype.forEach.call(box.querySelectorAll("button"), function (x) { x.disabled = true; });
+        b.classList.add("picked");
+        submitText(label);
+      });
+      box.appendChild(b);
+    });
+    return box;
   }
 
   function renderPending(item) {
@@ -452,8 +513,8 @@
   }
 
   // -- actions -------------------------------------------------------------------------------------------
-  function submitText() {
-    var text = input.value.trim();
+  function submitText(given) {
+    var text = typeof given === "string" ? given : input.value.trim();
     if (!text) return;
     if (config && text.length > config.max_text) {
       showError(t("widget.too_long", { max: config.max_text }));
@@ -464,7 +525,7 @@
     outbox.push(item);
     save("outbox", outbox);
     renderPending(item);
-    input.value = "";
+    if (typeof given !== "string") input.value = "";
     stopTyping();
     send({ type: "message", client_id: item.client_id, text: text, context: item.context, profile: profile });
   }

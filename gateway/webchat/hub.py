@@ -157,6 +157,9 @@ class WidgetHub(OrderedListener):
     # -- routing --------------------------------------------------------------------------------------
 
     def handle_now(self, event: LiveEvent) -> bool:
+        if event.type == "user.profile":
+            self._forget_agent(event)
+            return True
         if not self._tabs:
             return True
         if event.type == "user.presence":
@@ -207,6 +210,14 @@ class WidgetHub(OrderedListener):
             self.remember(int(conversation_id), row.channel_id, row.thread_key)
             thread = (row.channel_id, row.thread_key)
         self._send(thread, frame)
+
+    def _forget_agent(self, event: LiveEvent) -> None:
+        user_id = (event.body.get("data") or {}).get("user_id")
+        if user_id is None:
+            return
+        for chat in self._chats.values():
+            if chat.channel.account_id == event.account_id:
+                chat.renderer.forget(int(user_id))
 
     def _channels_of_account(self, account_id: int) -> list[int]:
         return [

@@ -43,14 +43,17 @@ async def visitor_conversation_ids(session: AsyncSession, channel_id: int, addre
     return list(rows)
 
 
+AVATAR_TYPE = "image/png"  # avatars are stored as PNG (inbox/avatars.py)
+
+
 class Renderer:
-    """Turns stored messages into the frames the widget shows, with agent names and media links."""
+    """Turns stored messages into the frames the widget shows, with agent cards and media links."""
 
     def __init__(self, token: str, secret: str, reply_id: Callable[[int, str], str]) -> None:
         self._token = token
         self._secret = secret
         self._reply_id = reply_id  # adapter.reply_id: binds a reply's id to its visitor
-        self._names: dict[int, str] = {}
+        self._agents: dict[int, dict[str, str]] = {}  # author -> card, until their profile changes
 
     async def frame(self, session: AsyncSession, m: t.Message, address: str) -> dict[str, Any]:
         attachments = [
@@ -78,17 +81,38 @@ class Renderer:
             frame["from"] = "agent" if m.origin == "agent" else "bot"
             frame["provider_id"] = self._reply_id(m.id, address)
             frame["status"] = m.status
-            frame["agent"] = {"name": await self._name(session, m.author_id, m.origin)}
+            frame["agent"] = await self._agent(session, m.author_id, m.origin)
+            frame["buttons"] = list((m.raw or {}).get("buttons") or [])
         return frame
 
-    async def _name(self, session: AsyncSession, author_id: int | None, origin: str) -> str:
+    def forget(self, user_id: int) -> None:
+        """The agent's profile changed: read it again for their next message."""
+        self._agents.pop(user_id, None)
+
+    async def _agent(self, session: AsyncSession, author_id: int | None, origin: str) -> dict[str, str]:
+        """What a visitor sees of a reply's author: name, and from the profile a title, an avatar link
+        (signed, as attachments are) and a meeting link. Never their email or full account name."""
         if author_id is None:
-            return "Assistant" if origin == "bot" else "Support"
-        if author_id not in self._names:
+            return {"name": "Assistant" if origin == "bot" else "Support"}
+        card = self._agents.get(author_id)
+        if card is None:
             user = await session.get(t.User, author_id)
-            # First name only: visitors need a person, not the agent's full name.
-            self._names[author_id] = (user.name.split()[0] if user and user.name else "Support")[:40]
-        return self._names[author_id]
+            profile = await session.get(t.AgentProfile, author_id)
+            # Without a display name, the first name only: visitors need a person, not a full name.
+            name = (user.name.split()[0] if user and user.name else "Support")[:40]
+            card = {"name": profile.display_name if profile and profile.display_name else name}
+            if profile and profile.title:
+                card["title"] = profile.title
+            if profile and profile.meeting_url:
+                card["meeting_url"] = profile.meeting_url
+            if profile and profile.avatar_key:
+                avatar = media_url(
+                    self._token, self._secret, {"media_key": profile.avatar_key, "content_type": AVATAR_TYPE}
+                )
+                if avatar:
+                    card["avatar_url"] = avatar
+            self._agents[author_id] = card
+        return card
 
 
 def _visible(stmt: Any) -> Any:

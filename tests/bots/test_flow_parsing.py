@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bots.faq import best_answer
 from bots.flow import FaqEntry, FlowInvalid, load_flow, parse_source
-from bots.render import chosen, render
+from inbox.buttons import chosen, render
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),

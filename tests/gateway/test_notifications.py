@@ -4,7 +4,9 @@ mentions in notes."""
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +235,56 @@ async def test_a_ticket_assigned_notifies_its_owner(gateway: Gateway):
     status, _ = await gw.api("PATCH", f"/tickets/{ticket['id']}", json_body={"owner_id": owner})
     notice = await notification(stream)
     assert notice["kind"] == "ticket_assigned" and notice["ticket_id"] == ticket["id"]
+
+
+async def test_notices_and_their_mail_are_in_the_agents_language(
+    tmp_path: Path, smtp_sink: SmtpSink, clock: ManualClock
+):
+    gw = await start_gateway(
+        tmp_path,
+        clock=clock,
+        settings={"smtp_url": f"smtp://127.0.0.1:{smtp_sink.port}", "notification_mail_minutes": 10},
+    )
+    try:
+        agent, token = await gw.user("rui@example.org", inbox_ids=[1])
+        status, _ = await gw.api("PATCH", "/users/me", token=token, json_body={"language": "pt-BR"})
+        assert status == 200
+        prefs = {"assigned": {"email": True}, "new_message": {"email": True}}
+        status, _ = await gw.api(
+            "PUT", "/users/me/notification-preferences", token=token, json_body={"preferences": prefs}
+        )
+        assert status == 200
+        stream = await gw.stream(token=token)
+        await stream.ready()
+
+        status, _ = await gw.api("PATCH", f"/conversations/{CONVERSATION}", json_body={"assignee_id": agent})
+        assert status == 200
+        notice = await notification(stream)
+        assert notice["title"] == "A conversa #1 foi atribuída a você"
+        (mail,) = await smtp_sink.wait_for(1)
+        message = message_from_bytes(mail.content, policy=email.policy.default)
+        assert message["Subject"] == "A conversa #1 foi atribuída a você"
+        plain = message.get_body(preferencelist=("plain",))
+        assert plain is not None
+        body = plain.get_content()
+        assert "Abrir: " in body and "Mude o que você recebe" in body and "Open:" not in body
+
+        # Two notices held back by the window go out in one mail whose subject counts them in Portuguese.
+        loop = await gw.loopback()
+        await loop.customer_writes("+15550123456", "Alguma novidade?")
+        await loop.customer_writes("+15550123456", "Oi?")
+        for _ in range(2):
+            assert (await notification(stream))["title"] == "Nova mensagem na conversa #1"
+        clock.advance(minutes=11)
+        assert await gw.container.notifier.flush_due(gw.container.db, clock()) == 1
+        await mails_sent(gw)
+        (_, second) = await smtp_sink.wait_for(2)
+        subject = message_from_bytes(second.content, policy=email.policy.default)["Subject"]
+        assert subject == "2 notificações: Nova mensagem na conversa #1"
+
+        # The admin, who reads English, gets the same kind of notice in English.
+        status, _ = await gw.api("PATCH", f"/conversations/{CONVERSATION}", json_body={"assignee_id": 1})
+        status, listed = await gw.api("GET", "/notifications")
+        assert listed["items"][0]["title"] == "You were assigned conversation #1"
+    finally:
+        await gw.close()

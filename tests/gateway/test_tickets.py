@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from inbox.webhooks import verify_signature
+from tests.gateway.webhook_receiver import webhook_receiver
 from tests.harness import Gateway, start_gateway
 
 
@@ -193,3 +196,36 @@ async def test_the_pipeline_is_configurable_per_account(gateway: Gateway):
     assert status == 403
     status, pipeline = await gateway.api("GET", "/ticket-pipeline", token=agent_token)
     assert [s["key"] for s in pipeline["stages"]] == ["triage", "new", "done"]
+
+
+async def test_ticket_events_reach_an_outgoing_webhook_signed_and_in_order(tmp_path: Path):
+    async with webhook_receiver() as receiver:
+        gw = await start_gateway(tmp_path, settings={"webhooks_allow_private": True})
+        try:
+            status, sub = await gw.api(
+                "POST",
+                "/webhook-subscriptions",
+                json_body={"url": receiver.url, "events": ["ticket.created", "ticket.updated"]},
+            )
+            assert status == 201, sub
+            conversation = await _demo_conversation(gw)
+            status, ticket = await gw.api(
+                "POST", "/tickets", json_body={"title": "Refund", "conversation_ids": [conversation["id"]]}
+            )
+            assert status == 201, ticket
+            status, _ = await gw.api("PATCH", f"/tickets/{ticket['id']}", json_body={"stage": "closed"})
+            assert status == 200
+            first, second = await receiver.wait_for(2)
+            assert [r.headers["X-Switchboard-Event"] for r in (first, second)] == [
+                "ticket.created",
+                "ticket.updated",
+            ]
+            for request in (first, second):
+                assert verify_signature(
+                    sub["secret"], request.headers["X-Switchboard-Signature"], request.body, now=time.time()
+                )
+            assert first.payload["data"]["ticket"]["conversation_ids"] == [conversation["id"]]
+            assert second.payload["data"]["ticket"]["stage"] == "closed"
+            assert {"field": "stage", "old": "new", "new": "closed"} in second.payload["data"]["changes"]
+        finally:
+            await gw.close()

@@ -1,5 +1,7 @@
 // The REST API with the session cookie; state changes carry the CSRF token.
 
+import { t } from "./i18n.js";
+
 let csrfToken = null;
 
 export function setCsrf(token) {
@@ -28,7 +30,7 @@ export async function api(method, path, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
-    throw new ApiError(0, "network", "The server cannot be reached. Check the connection and try again.");
+    throw new ApiError(0, "network", t("api.unreachable"));
   }
   if (response.status === 204) return null;
   const text = await response.text();
@@ -55,7 +57,7 @@ export function upload(file, onProgress) {
     if (csrfToken) xhr.setRequestHeader("X-CSRF-Token", csrfToken);
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
-    xhr.onerror = () => reject(new ApiError(0, "network", "The server cannot be reached. Check the connection and try again."));
+    xhr.onerror = () => reject(new ApiError(0, "network", t("api.unreachable")));
     xhr.onload = () => {
       let data = null;
       try { data = JSON.parse(xhr.responseText); } catch (_) { data = null; }

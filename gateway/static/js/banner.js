@@ -3,7 +3,7 @@
 import { optional } from "./api.js";
 import { h, clear, $ } from "./dom.js";
 import { isBilling } from "./state.js";
-import { number, longDate } from "./format.js";
+import { t, formatDateTime, formatPercent } from "./i18n.js";
 
 export async function refresh() {
   const el = $("#quota-banner");
@@ -16,18 +16,17 @@ export async function refresh() {
   }
   if (!quota) { el.hidden = true; return; }
   const percent = Math.floor(quota.percent ?? (quota.limit ? (100 * quota.used) / quota.limit : 0));
-  const tier = quota.tier ?? [100, 95, 90, 80, 70].find((t) => percent >= t) ?? null;
+  const tier = quota.tier ?? [100, 95, 90, 80, 70].find((floor) => percent >= floor) ?? null;
   if (!tier || tier < 70) { el.hidden = true; return; }
   const blocked = quota.blocked || tier >= 100;
-  const buy = isBilling() ? h("a", { href: "#/admin/billing", class: "banner-link" }, "Buy more conversations") : null;
-  const resets = quota.period_end ? ` The quota renews ${longDate(quota.period_end)}.` : "";
+  const buy = isBilling() ? h("a", { href: "#/admin/billing", class: "banner-link" }, t("banner.buy")) : null;
+  const resets = quota.period_end ? ` ${t("banner.renews", { date: formatDateTime(quota.period_end) })}` : "";
+  const counts = { used: quota.used, limit: quota.limit };
   el.className = `quota-banner tier-${tier}`;
   el.dataset.tier = String(tier);
   clear(el, blocked
-    ? [h("strong", {}, "Conversation quota used up. "),
-      `Sends that would open a new conversation are blocked (${number(quota.used)} of ${number(quota.limit)}); replies in open conversations still go.${resets} `,
-      buy || "Ask a billing admin to buy more."]
-    : [h("strong", {}, `${percent} % of this month's conversations used `), `(${number(quota.used)} of ${number(quota.limit)}).${resets} `, buy]);
+    ? [h("strong", {}, t("banner.used_up")), " ", t("banner.blocked", counts), `${resets} `, buy || t("banner.ask_billing")]
+    : [h("strong", {}, t("banner.percent_used", { percent: formatPercent(percent / 100) })), " ", t("banner.of", counts), `${resets} `, buy]);
   el.hidden = false;
 }
 
@@ -35,7 +34,7 @@ export function toast(message) {
   const box = $("#toasts");
   if (!box) return;
   const item = h("div", { class: "toast", role: "alert" }, message,
-    h("button", { class: "chip-x", "aria-label": "Dismiss", onclick: () => item.remove() }, "×"));
+    h("button", { class: "chip-x", "aria-label": t("banner.dismiss"), onclick: () => item.remove() }, "×"));
   box.append(item);
   setTimeout(() => item.remove(), 8000);
 }

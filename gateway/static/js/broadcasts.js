@@ -7,7 +7,7 @@ import { api } from "./api.js";
 import { h, clear, $, option } from "./dom.js";
 import { state, isAdmin } from "./state.js";
 import { toast } from "./banner.js";
-import { t, hasText, formatNumber, formatDateTime } from "./i18n.js";
+import { t, textOr, formatNumber, formatDateTime } from "./i18n.js";
 
 const KINDS = ["attribute", "tags_any", "tags_all", "tags_none", "has_channel", "last_inbound"];
 const OPS = ["eq", "ne", "in", "contains", "gt", "gte", "lt", "lte", "between", "is_set", "not_set"];
@@ -141,7 +141,7 @@ async function fillDetail(id) {
 }
 
 function reasonName(code) {
-  return hasText(`broadcasts.reason.${code}`) ? t(`broadcasts.reason.${code}`) : code;
+  return textOr(`broadcasts.reason.${code}`, code);
 }
 
 // -- a new broadcast -----------------------------------------------------------------------------------

@@ -1,20 +1,10 @@
-// Words and symbols: reasons, delivery states, channels, times.
+// Words and symbols: reasons, delivery states, channels, statuses, times (all in the page's language).
 
-export const REASONS = {
-  not_opted_in: "The contact has not opted in to messages on this channel.",
-  opted_out: "The contact opted out of messages on this channel.",
-  window_closed: "The 24-hour service window is closed; only an approved template can be sent.",
-  template_required: "This channel needs an approved template for this message.",
-  quota_exhausted: "This month's conversation quota is used up; sends that open a new conversation are blocked.",
-  invalid_recipient: "The provider says the recipient address does not exist or cannot receive messages.",
-  channel_error: "The channel could not deliver the message.",
-  blocked_by_user: "The contact has blocked this account.",
-  message_too_long: "The message is longer than this channel allows.",
-};
+import { t, textOr, formatDate, formatTime } from "./i18n.js";
 
-export function reasonText(code, detail) {
-  const words = REASONS[code] || (code ? `Not sent (${code}).` : "Not sent.");
-  return words;
+/** Why a message was not sent, in words (every Reason code has a `reason.<code>` key). */
+export function reasonText(code) {
+  return code ? textOr(`reason.${code}`, t("reason.unknown", { code })) : t("reason.none");
 }
 
 // Short text badges (coloured by CSS per kind): no emoji font needed.
@@ -26,63 +16,75 @@ export const CHANNEL_ICONS = {
   loopback: "LB",
 };
 
-export const CHANNEL_NAMES = {
-  whatsapp: "WhatsApp",
-  telegram: "Telegram",
-  email: "Email",
-  webchat: "Web chat",
-  loopback: "Loopback",
-};
+/** The channel kinds a channel can be created with, in the order the pages offer them. */
+export function channelKinds() {
+  return Object.keys(CHANNEL_ICONS);
+}
+
+/** A channel kind's name ("Web chat" / "Chat do site"); the code itself for an unknown kind. */
+export function channelName(kind) {
+  return kind ? word("channel", kind) : "";
+}
+
+/** The catalog's word for a code of a family ("common.status.open"), else the code itself. */
+function word(family, code) {
+  return textOr(`common.${family}.${code}`, code);
+}
 
 export function channelIcon(kind) {
   return CHANNEL_ICONS[kind] || "?";
 }
 
-export const DELIVERY = {
-  queued: { mark: "○", label: "Queued" },
-  sent: { mark: "✔", label: "Sent" },
-  delivered: { mark: "✔✔", label: "Delivered" },
-  read: { mark: "✔✔", label: "Read" },
-  failed: { mark: "!", label: "Failed" },
-};
+const DELIVERY_MARKS = { queued: "○", sent: "✔", delivered: "✔✔", read: "✔✔", failed: "!" };
+
+/** An outgoing message's delivery state: its mark and its word. */
+export function delivery(status) {
+  return { mark: DELIVERY_MARKS[status] || "", label: word("delivery", status) };
+}
+
+/** A conversation status's name ("Open" / "Aberta"). */
+export function statusName(status) {
+  return word("status", status);
+}
+
+/** A priority's name ("High" / "Alta"); "none" is "No priority". */
+export function priorityName(priority) {
+  return word("priority", priority);
+}
+
+/** An agent's availability ("online" / "disponível"). */
+export function availabilityName(availability) {
+  return word("availability", availability);
+}
 
 export function parseTime(value) {
   return value ? new Date(value) : null;
 }
 
+/** A short age for lists: "now", "5m", "3h", "2d" (units from the catalog). */
 export function ago(value, now = Date.now()) {
   const at = parseTime(value);
   if (!at) return "";
   const seconds = Math.max(0, Math.round((now - at.getTime()) / 1000));
-  if (seconds < 60) return "now";
+  if (seconds < 60) return t("common.ago.now");
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `${minutes}m`;
+  if (minutes < 60) return t("common.ago.minutes", { n: minutes });
   const hours = Math.round(minutes / 60);
-  if (hours < 48) return `${hours}h`;
-  return `${Math.round(hours / 24)}d`;
+  if (hours < 48) return t("common.ago.hours", { n: hours });
+  return t("common.ago.days", { n: Math.round(hours / 24) });
 }
 
+/** A message's time: the time of day today, else the short date and the time. */
 export function clock(value) {
   const at = parseTime(value);
   if (!at) return "";
-  const today = new Date();
-  const sameDay = at.toDateString() === today.toDateString();
-  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  return sameDay ? time : `${at.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
-}
-
-export function longDate(value) {
-  const at = parseTime(value);
-  return at ? at.toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "";
+  const sameDay = at.toDateString() === new Date().toDateString();
+  return sameDay ? formatTime(at) : formatDate(at, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
 export function initials(name) {
   const words = String(name || "").match(/[\p{L}\p{N}]+/gu) || [];
   return words.slice(0, 2).map((w) => w[0]).join("").toUpperCase() || "?";
-}
-
-export function number(n) {
-  return new Intl.NumberFormat().format(n);
 }
 
 export const STATUSES = ["open", "pending", "snoozed", "resolved"];

@@ -88,6 +88,11 @@ export function hasText(key) {
   return lookup(key) !== undefined;
 }
 
+/** The text of `key` if the catalog has it, else `fallback` (a code shown as it is). */
+export function textOr(key, fallback, params = {}) {
+  return hasText(key) ? t(key, params) : fallback;
+}
+
 // -- Intl formats in the page's language --------------------------------------------------------------
 
 export function formatNumber(n, options = {}) {

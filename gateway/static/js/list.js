@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { h, clear, $ } from "./dom.js";
 import { state, matchesFilters, listQuery, userName } from "./state.js";
-import { ago, channelIcon, CHANNEL_NAMES, initials } from "./format.js";
+import { ago, channelIcon, channelName, initials, priorityName, statusName } from "./format.js";
 import * as thread from "./thread.js";
 import { t } from "./i18n.js";
 
@@ -18,7 +18,7 @@ export function mount(el) {
       h("h1", { id: "list-title" }, t("list.conversations")),
       h("span", { id: "list-summary", class: "muted small" })),
     h("ul", { id: "conversation-list", class: "conversation-list", role: "list" }),
-    h("div", { class: "list-footer" }, h("button", { id: "load-more", class: "link-button", hidden: true, onclick: loadMore }, "Load more")),
+    h("div", { class: "list-footer" }, h("button", { id: "load-more", class: "link-button", hidden: true, onclick: loadMore }, t("list.load_more"))),
   );
   // Waiting times and "ago" labels age on screen; no request is made.
   setInterval(() => renderAll(), 60000);
@@ -41,7 +41,7 @@ export async function reload() {
     state.nextCursor = page.next_cursor;
     renderAll();
   } catch (err) {
-    clear($("#conversation-list"), h("li", { class: "empty" }, `Could not load conversations: ${err.message}`));
+    clear($("#conversation-list"), h("li", { class: "empty" }, t("list.load_failed", { error: err.message })));
   }
 }
 
@@ -91,7 +91,7 @@ export function renderAll() {
   if (!ul) return;
   const items = sorted();
   if (!items.length) {
-    clear(ul, h("li", { class: "empty" }, state.filters.q ? "Nothing matches this search." : "No conversations here. New ones appear as they arrive."));
+    clear(ul, h("li", { class: "empty" }, state.filters.q ? t("list.no_match") : t("list.empty")));
   } else {
     clear(ul, items.map(row));
   }
@@ -109,16 +109,16 @@ function row(c) {
       h("span", { class: "avatar", "aria-hidden": "true" }, initials(name)),
       h("span", { class: "conversation-body" },
         h("span", { class: "line1" },
-          h("span", { class: "channel-icon", data: { kind: c.channel_kind }, title: CHANNEL_NAMES[c.channel_kind] || c.channel_kind }, channelIcon(c.channel_kind)),
+          h("span", { class: "channel-icon", data: { kind: c.channel_kind }, title: channelName(c.channel_kind) }, channelIcon(c.channel_kind)),
           h("span", { class: "contact-name" }, name),
           h("span", { class: "time", title: c.last_activity_at }, ago(c.last_activity_at))),
         h("span", { class: "line2" },
           h("span", { class: "preview" }, preview),
-          c.unread_count ? h("span", { class: "count unread-badge", "aria-label": `${c.unread_count} unread` }, String(c.unread_count)) : null),
+          c.unread_count ? h("span", { class: "count unread-badge", "aria-label": t("nav.unread", { count: c.unread_count }) }, String(c.unread_count)) : null),
         h("span", { class: "line3" },
-          h("span", { class: "assignee" }, c.assignee_id ? `→ ${userName(c.assignee_id)}` : "Unassigned"),
-          c.priority && c.priority !== "none" ? h("span", { class: ["priority", `priority-${c.priority}`] }, c.priority) : null,
-          c.status !== "open" ? h("span", { class: ["status-pill", `status-${c.status}`] }, c.status) : null,
+          h("span", { class: "assignee" }, c.assignee_id ? `→ ${userName(c.assignee_id)}` : t("nav.unassigned")),
+          c.priority && c.priority !== "none" ? h("span", { class: ["priority", `priority-${c.priority}`] }, priorityName(c.priority)) : null,
+          c.status !== "open" ? h("span", { class: ["status-pill", `status-${c.status}`] }, statusName(c.status)) : null,
           c.waiting_since ? h("span", { class: "waiting", title: t("list.waiting_title") }, t("list.waiting", { ago: ago(c.waiting_since) })) : null),
       ),
     ),

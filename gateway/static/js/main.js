@@ -12,8 +12,10 @@ import * as banner from "./banner.js";
 import * as admin from "./admin.js";
 import * as tickets from "./tickets.js";
 import * as reports from "./reports.js";
+import * as contacts from "./contacts.js";
 import * as broadcasts from "./broadcasts.js";
 import * as bell from "./bell.js";
+import * as profile from "./profile.js";
 import { installShortcuts } from "./shortcuts.js";
 import { t, setLanguage, browserLanguage, currentLanguage, LANGUAGES, LANGUAGE_NAMES } from "./i18n.js";
 
@@ -119,13 +121,14 @@ function shell() {
       h("div", { class: "topbar-right" },
         h("a", { href: "#/tickets", class: "top-link", id: "tickets-link" }, t("tickets.title")),
         h("a", { href: "#/reports", class: "top-link", id: "reports-link" }, t("reports.title")),
+        h("a", { href: "#/contacts", class: "top-link", id: "contacts-link" }, t("contacts.title")),
         h("a", { href: "#/broadcasts", class: "top-link", id: "broadcasts-link" }, t("broadcasts.title")),
         bell.button(),
         isAdmin() || state.me.role === "billing_admin" ? h("a", { href: "#/admin/inboxes", class: "top-link" }, t("shell.settings")) : null,
         h("span", { class: ["presence-dot", `presence-${state.me.availability}`], id: "my-presence-dot" }),
         presence,
         language,
-        h("span", { class: "me-name", title: state.me.email }, state.me.name),
+        h("a", { class: "me-name", id: "profile-link", href: "#/profile", title: t("profile.open") }, state.me.name),
         h("button", { class: "link-button", id: "sign-out", onclick: signOut }, t("shell.sign_out")),
       ),
     ),
@@ -164,6 +167,18 @@ function route() {
   if (hash.startsWith("#/reports")) {
     document.body.dataset.page = "reports";
     reports.render(main);
+    nav.render();
+    return;
+  }
+  if (hash.startsWith("#/profile")) {
+    document.body.dataset.page = "profile";
+    profile.render(main);
+    nav.render();
+    return;
+  }
+  if (hash.startsWith("#/contacts")) {
+    document.body.dataset.page = "contacts";
+    contacts.render(main);
     nav.render();
     return;
   }

@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { h, clear, $, option } from "./dom.js";
 import { state } from "./state.js";
-import { CHANNEL_NAMES, PRIORITIES, STATUSES } from "./format.js";
+import { availabilityName, channelName, PRIORITIES, priorityName, STATUSES, statusName } from "./format.js";
 import * as list from "./list.js";
 import { t } from "./i18n.js";
 
@@ -48,10 +48,10 @@ export function render() {
     if (e.key === "Escape") { search.value = ""; f.q = ""; list.reload(); search.blur(); }
   });
   search.addEventListener("search", () => { f.q = search.value.trim(); list.reload(); });
-  const filter = (key, label, values, names) => h("label", { class: "filter" }, label,
+  const filter = (key, label, values, name) => h("label", { class: "filter" }, label,
     h("select", { id: `filter-${key}`, onchange: (e) => { f[key] = e.target.value; list.reload(); } },
       option("", key === "status" ? t("nav.any_status") : t("nav.any"), f[key]),
-      values.map((v) => option(v, names ? names[v] || v : v[0].toUpperCase() + v.slice(1), f[key]))));
+      values.map((v) => option(v, name(v), f[key]))));
   const kinds = [...new Set([...state.channels.values()].map((c) => c.kind))];
   const labelInput = h("input", { id: "filter-label", type: "text", placeholder: t("nav.label_placeholder"), value: f.label, "aria-label": t("nav.label") });
   labelInput.addEventListener("change", () => { f.label = labelInput.value.trim().toLowerCase(); list.reload(); });
@@ -72,9 +72,9 @@ export function render() {
         h("span", {}, team.name), badge(counts.teams[team.id]))))),
     h("h2", { class: "nav-heading" }, t("nav.filters")),
     h("div", { class: "filters" },
-      filter("status", t("nav.status"), STATUSES),
-      filter("channel", t("nav.channel"), kinds, CHANNEL_NAMES),
-      filter("priority", t("nav.priority"), PRIORITIES.filter((p) => p !== "none")),
+      filter("status", t("nav.status"), STATUSES, statusName),
+      filter("channel", t("nav.channel"), kinds, channelName),
+      filter("priority", t("nav.priority"), PRIORITIES.filter((p) => p !== "none"), priorityName),
       h("label", { class: "filter" }, t("nav.label"), labelInput)),
     h("h2", { class: "nav-heading" }, t("nav.team_status")),
     h("ul", { id: "presence-list", class: "presence-list" }),
@@ -88,6 +88,6 @@ export function renderPresence() {
   const order = { online: 0, away: 1, offline: 2 };
   const users = [...state.users.values()].sort((a, b) => (order[a.availability] ?? 3) - (order[b.availability] ?? 3) || a.name.localeCompare(b.name));
   clear(el, users.map((u) => h("li", { data: { user: u.id, availability: u.availability } },
-    h("span", { class: ["presence-dot", `presence-${u.availability}`], title: u.availability }),
-    h("span", {}, u.name), h("span", { class: "muted small" }, u.availability))));
+    h("span", { class: ["presence-dot", `presence-${u.availability}`], title: availabilityName(u.availability) }),
+    h("span", {}, u.name), h("span", { class: "muted small" }, availabilityName(u.availability)))));
 }

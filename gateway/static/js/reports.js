@@ -5,11 +5,14 @@
 import { api } from "./api.js";
 import { h, clear, $, option } from "./dom.js";
 import { state, isAdmin } from "./state.js";
-import { CHANNEL_NAMES } from "./format.js";
-import { t, formatDate, formatNumber, formatPercent } from "./i18n.js";
+import { channelName, reasonText } from "./format.js";
+import { t, formatDate, formatDateTime, formatNumber, formatPercent } from "./i18n.js";
 import { barChart, columnChart } from "./charts.js";
 
-const REPORTS = ["summary", "timeseries", "agents", "bots", "teams", "inboxes"];
+const REPORTS = ["summary", "timeseries", "agents", "bots", "teams", "inboxes", "broadcasts"];
+// The CSAT report (gateway/api/csat.py) takes the period, the inbox and the agent.
+const CSAT_FILTERS = ["from", "to", "inbox_id", "agent_id"];
+const CSAT_TOTALS = ["sent", "not_sent", "answered", "response_rate", "average", "median", "satisfied_percent"];
 const TOTALS = ["opened", "resolved", "reopened", "incoming", "outgoing", "agent_replies", "first_response_median",
   "first_response_p90", "next_response_median", "resolution_median", "bot_runs", "bot_resolved", "handoff_rate",
   "billable_conversations"];
@@ -25,6 +28,8 @@ const TABLES = [
   ["teams", GROUP],
   ["inboxes", GROUP],
   ["timeseries", ["bucket", ...SERIES]],
+  ["broadcasts", ["title", "channel_kind", "created_at", "recipients", "sent", "delivered", "read", "replied", "failed",
+    "failed_by_reason"]],
 ];
 
 // Kept while the page is open and when coming back to it: a lead compares periods.
@@ -51,8 +56,20 @@ function formatValue(field, value) {
   if (isDuration(field)) return formatSeconds(value);
   if (field.endsWith("_rate")) return formatPercent(value);
   if (field === "bucket") return bucketLabel(value);
+  if (field === "channel_kind") return channelName(value);
+  if (field === "created_at") return formatDateTime(value);
+  if (field === "failed_by_reason") return failures(value);
   if (typeof value === "number") return formatNumber(value);
   return String(value);
+}
+
+/** "not_opted_in=1; opted_out=2" in words: "1 × &lt;reason&gt;, 2 × &lt;reason&gt;". */
+function failures(text) {
+  if (!text) return "—";
+  return text.split("; ").map((part) => {
+    const [code, n] = part.split("=");
+    return t("reports.failure", { reason: reasonText(code), count: formatNumber(Number(n)) });
+  }).join(", ");
 }
 
 function localDay(iso) {
@@ -110,7 +127,7 @@ function filterForm() {
   field("reports.filter.group_by", h("select", { name: "group_by", id: "reports-group-by" },
     ["day", "week", "month"].map((g) => option(g, t(`reports.group.${g}`), filters.group_by)))),
   field("reports.filter.inbox", select("inbox_id", state.inboxes.map((i) => [i.id, i.name]))),
-  field("reports.filter.channel", select("channel", kinds.map((k) => [k, CHANNEL_NAMES[k] || k]))),
+  field("reports.filter.channel", select("channel", kinds.map((k) => [k, channelName(k)]))),
   field("reports.filter.team", select("team_id", state.teams.map((x) => [x.id, x.name]))),
   isAdmin() ? field("reports.filter.agent", select("agent_id", [...state.users.values()].map((u) => [u.id, u.name]))) : null,
   field("reports.filter.label", h("input", { type: "text", name: "label", id: "reports-label", value: filters.label })),
@@ -124,8 +141,11 @@ async function load() {
   if (!body) return;
   const q = query();
   try {
-    const answers = await Promise.all(REPORTS.map((name) => api("GET", `/reports/${name}?${q}`)));
+    const csatQuery = new URLSearchParams(CSAT_FILTERS.filter((k) => filters[k] !== "").map((k) => [k, filters[k]]));
+    const [csat, ...answers] = await Promise.all([api("GET", `/reports/csat?${csatQuery}`),
+      ...REPORTS.map((name) => api("GET", `/reports/${name}?${q}`))]);
     loaded = Object.fromEntries(REPORTS.map((name, i) => [name, answers[i]]));
+    loaded.csat = csat;
   } catch (err) {
     // A refused filter (422) names its field in the server's message, e.g. "invalid query: from: …".
     clear(body, h("p", { class: "form-error", role: "alert", id: "reports-error" }, t("reports.failed", { message: err.message })));
@@ -140,6 +160,7 @@ async function load() {
     totals(loaded.summary.rows[0]),
     seriesSection(),
     agentsSection(),
+    csatSection(loaded.csat),
     TABLES.map(([name, columns]) => tableSection(name, columns, loaded[name].rows)));
 }
 
@@ -183,6 +204,26 @@ function agentsSection() {
   return section("agent-bars", "reports.section.agent_bars",
     metricSelect("reports-agents-metric", AGENT_BARS, agentMetric, (m) => { agentMetric = m; $("#reports-agent-bars").replaceWith(agentsSection()); }),
     chart);
+}
+
+function csatValue(field, value) {
+  if (value === null || value === undefined) return "—";
+  if (field === "response_rate") return formatPercent(value);
+  if (field === "satisfied_percent") return formatPercent(value / 100);
+  if (field === "average" || field === "median") return formatNumber(value, { maximumFractionDigits: 2 });
+  return formatNumber(value);
+}
+
+function csatSection(report) {
+  const ratings = ["1", "2", "3", "4", "5"];
+  const answered = ratings.some((r) => report.distribution[r]);
+  return section("csat", "reports.section.csat", null,
+    h("dl", { class: "reports-totals" }, CSAT_TOTALS.map((field) => h("div", { class: "reports-total", data: { metric: field } },
+      h("dt", {}, t(`reports.csat.${field}`)), h("dd", {}, csatValue(field, report[field]))))),
+    answered
+      ? barChart(ratings.map((r) => ({ label: t("reports.csat.rating", { rating: r }), value: report.distribution[r] ?? 0,
+        text: formatNumber(report.distribution[r] ?? 0) })), { id: "reports-csat-chart", label: t("reports.csat.distribution") })
+      : h("p", { class: "muted" }, t("reports.empty")));
 }
 
 function tableSection(name, columns, rows) {

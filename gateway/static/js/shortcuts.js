@@ -6,18 +6,20 @@ import { state } from "./state.js";
 import * as list from "./list.js";
 import * as thread from "./thread.js";
 import { toast } from "./banner.js";
+import { t } from "./i18n.js";
 
+// The keys, and what each does (the catalog's shortcuts.<name>).
 const HELP = [
-  ["j / k", "next / previous conversation"],
+  ["j / k", "next_previous"],
   ["r", "reply"],
-  ["n", "private note"],
-  ["a", "assign to me"],
+  ["n", "note"],
+  ["a", "assign"],
   ["e", "resolve"],
   ["o", "reopen"],
-  ["p", "mark pending"],
-  ["/", "search (outside the composer); saved replies (inside it)"],
+  ["p", "pending"],
+  ["/", "search"],
   ["Ctrl+Enter", "send"],
-  ["Esc", "leave a field"],
+  ["Esc", "leave"],
 ];
 
 async function patch(body) {
@@ -33,10 +35,10 @@ async function patch(body) {
 function help() {
   const old = $("#shortcut-help");
   if (old) { old.remove(); return; }
-  const box = h("div", { id: "shortcut-help", class: "dialog", role: "dialog", "aria-label": "Keyboard shortcuts" },
-    h("h2", {}, "Keyboard shortcuts"),
-    h("dl", { class: "shortcuts" }, HELP.map(([k, v]) => [h("dt", {}, h("kbd", {}, k)), h("dd", {}, v)])),
-    h("button", { onclick: () => box.remove() }, "Close"));
+  const box = h("div", { id: "shortcut-help", class: "dialog", role: "dialog", "aria-label": t("shortcuts.title") },
+    h("h2", {}, t("shortcuts.title")),
+    h("dl", { class: "shortcuts" }, HELP.map(([k, v]) => [h("dt", {}, h("kbd", {}, k)), h("dd", {}, t(`shortcuts.${v}`))])),
+    h("button", { onclick: () => box.remove() }, t("templates.close")));
   document.body.append(box);
 }
 

@@ -1,5 +1,7 @@
 // What the page knows; modules read it and call render functions after changing it.
 
+import { t } from "./i18n.js";
+
 export const state = {
   me: null,
   users: new Map(),
@@ -30,7 +32,7 @@ export function isBilling() {
 export function userName(id) {
   if (id === null || id === undefined) return null;
   const user = state.users.get(id);
-  return user ? user.name : `User ${id}`;
+  return user ? user.name : t("state.user_n", { id: String(id) });
 }
 
 /** Would this conversation appear in the list under the current view and filters? */

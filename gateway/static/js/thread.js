@@ -1,10 +1,10 @@
 // The right pane: the thread with delivery states, the conversation actions and the composer.
 
 import { api, optional, upload } from "./api.js";
-import { t } from "./i18n.js";
+import { t, formatDateTime } from "./i18n.js";
 import { h, clear, $, option } from "./dom.js";
 import { state, userName } from "./state.js";
-import { DELIVERY, reasonText, channelIcon, CHANNEL_NAMES, clock, longDate, PRIORITIES } from "./format.js";
+import { delivery, reasonText, channelIcon, channelName, clock, PRIORITIES, priorityName, statusName } from "./format.js";
 import * as list from "./list.js";
 import * as contact from "./contact.js";
 import { toast } from "./banner.js";
@@ -29,12 +29,12 @@ export async function open(id) {
   if (id === null) {
     current = null;
     clear(pane, h("div", { class: "placeholder" },
-      h("p", {}, "Select a conversation to read and reply."),
-      h("p", { class: "muted small" }, "Shortcuts: j / k next and previous, r reply, n note, a assign to me, e resolve, ? all shortcuts")));
+      h("p", {}, t("thread.select")),
+      h("p", { class: "muted small" }, t("thread.shortcuts_hint"))));
     contact.render(null);
     return;
   }
-  clear(pane, h("div", { class: "placeholder" }, "Loading…"));
+  clear(pane, h("div", { class: "placeholder" }, t("thread.loading")));
   try {
     const conversation = await api("GET", `/conversations/${id}`);
     const messages = [];
@@ -52,7 +52,7 @@ export async function open(id) {
     contact.load(conversation);
   } catch (err) {
     if (token !== openToken) return;
-    clear(pane, h("div", { class: "placeholder" }, err.status === 404 ? "This conversation does not exist or you may not see it." : `Could not load: ${err.message}`));
+    clear(pane, h("div", { class: "placeholder" }, err.status === 404 ? t("thread.not_found") : t("thread.load_failed", { error: err.message })));
   }
 }
 
@@ -162,19 +162,19 @@ function renderHeader() {
   const header = $("#thread-header");
   if (!header || !current) return;
   const c = current.conversation;
-  const name = c.contact_name || c.contact_address || `Contact ${c.contact_id}`;
+  const name = c.contact_name || c.contact_address || t("list.contact", { id: String(c.contact_id) });
   const inbox = state.inboxes.find((i) => i.id === c.inbox_id);
   const members = [...state.users.values()].filter((u) => !inbox || ["super_admin", "admin"].includes(u.role) || inbox.member_ids.includes(u.id));
-  const assign = h("select", { id: "assignee", "aria-label": "Assignee", onchange: (e) => patch({ assignee_id: e.target.value ? Number(e.target.value) : null }) },
-    option("", "Unassigned", c.assignee_id ?? ""),
-    members.map((u) => option(u.id, u.id === state.me.id ? `${u.name} (me)` : u.name, c.assignee_id ?? "")));
-  const team = h("select", { id: "team", "aria-label": "Team", onchange: (e) => patch({ team_id: e.target.value ? Number(e.target.value) : null }) },
-    option("", "No team", c.team_id ?? ""), state.teams.map((t) => option(t.id, t.name, c.team_id ?? "")));
-  const priority = h("select", { id: "priority", "aria-label": "Priority", onchange: (e) => patch({ priority: e.target.value }) },
-    PRIORITIES.map((p) => option(p, p === "none" ? "No priority" : `${p[0].toUpperCase()}${p.slice(1)} priority`, c.priority)));
-  const snooze = h("select", { id: "snooze", "aria-label": "Snooze", onchange: (e) => {
+  const assign = h("select", { id: "assignee", "aria-label": t("thread.assignee"), onchange: (e) => patch({ assignee_id: e.target.value ? Number(e.target.value) : null }) },
+    option("", t("nav.unassigned"), c.assignee_id ?? ""),
+    members.map((u) => option(u.id, u.id === state.me.id ? t("thread.me", { name: u.name }) : u.name, c.assignee_id ?? "")));
+  const team = h("select", { id: "team", "aria-label": t("list.team"), onchange: (e) => patch({ team_id: e.target.value ? Number(e.target.value) : null }) },
+    option("", t("thread.no_team"), c.team_id ?? ""), state.teams.map((team) => option(team.id, team.name, c.team_id ?? "")));
+  const priority = h("select", { id: "priority", "aria-label": t("nav.priority"), onchange: (e) => patch({ priority: e.target.value }) },
+    PRIORITIES.map((p) => option(p, p === "none" ? priorityName(p) : t("thread.priority_option", { priority: priorityName(p) }), c.priority)));
+  const snooze = h("select", { id: "snooze", "aria-label": t("thread.snooze"), onchange: (e) => {
     if (e.target.value === "custom") {
-      const picker = h("input", { type: "datetime-local", id: "snooze-until", "aria-label": "Snooze until", onchange: () => {
+      const picker = h("input", { type: "datetime-local", id: "snooze-until", "aria-label": t("thread.snooze_until"), onchange: () => {
         if (picker.value) patch({ status: "snoozed", snoozed_until: new Date(picker.value).toISOString() });
       } });
       e.target.replaceWith(picker);
@@ -183,9 +183,9 @@ function renderHeader() {
     }
     const until = snoozeUntil(e.target.value);
     if (until) patch({ status: "snoozed", snoozed_until: until.toISOString() });
-  } }, option("", "Snooze…", ""), option("1h", "1 hour", ""), option("tomorrow", "Tomorrow 9:00", ""), option("week", "Next Monday 9:00", ""), option("custom", "Until…", ""));
+  } }, option("", t("thread.snooze_menu"), ""), option("1h", t("thread.snooze_1h"), ""), option("tomorrow", t("thread.snooze_tomorrow"), ""), option("week", t("thread.snooze_week"), ""), option("custom", t("thread.snooze_custom"), ""));
   const resolved = c.status === "resolved";
-  const labelInput = h("input", { id: "add-label", class: "label-input", placeholder: "+ label", "aria-label": "Add label" });
+  const labelInput = h("input", { id: "add-label", class: "label-input", placeholder: t("thread.label_placeholder"), "aria-label": t("thread.add_label") });
   labelInput.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && labelInput.value.trim()) {
       patch({ labels: [...(c.labels || []), labelInput.value.trim().toLowerCase()] });
@@ -193,13 +193,13 @@ function renderHeader() {
   });
   clear(header,
     h("div", { class: "thread-title" },
-      h("button", { class: "icon-button back", "aria-label": "Back to the list", onclick: () => { location.hash = "#/"; } }, "←"),
-      h("span", { class: "channel-icon", data: { kind: c.channel_kind }, title: CHANNEL_NAMES[c.channel_kind] || "" }, channelIcon(c.channel_kind)),
+      h("button", { class: "icon-button back", "aria-label": t("thread.back"), onclick: () => { location.hash = "#/"; } }, "←"),
+      h("span", { class: "channel-icon", data: { kind: c.channel_kind }, title: channelName(c.channel_kind) }, channelIcon(c.channel_kind)),
       h("div", {},
         h("h2", { id: "thread-contact-name" }, name),
         h("p", { class: "muted small" }, [c.channel_name, c.contact_address].filter(Boolean).join(" · "),
-          " · ", h("span", { id: "thread-status", class: ["status-pill", `status-${c.status}`] }, c.status),
-          c.status === "snoozed" && c.snoozed_until ? ` until ${longDate(c.snoozed_until)}` : "")),
+          " · ", h("span", { id: "thread-status", class: ["status-pill", `status-${c.status}`] }, statusName(c.status)),
+          c.status === "snoozed" && c.snoozed_until ? ` ${t("thread.until", { date: formatDateTime(c.snoozed_until) })}` : "")),
       h("button", { class: "small-button contact-toggle", "aria-label": t("thread.contact_details"), title: t("thread.contact_details"), onclick: () => document.body.classList.toggle(window.innerWidth > 1200 ? "contact-closed" : "contact-open") }, t("thread.contact")),
     ),
     h("div", { class: "thread-actions" },
@@ -207,13 +207,13 @@ function renderHeader() {
       resolved
         ? h("button", { id: "reopen", onclick: () => patch({ status: "open" }), title: t("thread.reopen_title") }, t("thread.reopen"))
         : h("button", { id: "resolve", class: "primary", onclick: () => patch({ status: "resolved" }), title: t("thread.resolve_title") }, t("thread.resolve")),
-      c.status !== "pending" && !resolved ? h("button", { id: "pending", onclick: () => patch({ status: "pending" }) }, "Pending") : null,
-      c.status === "pending" || c.status === "snoozed" ? h("button", { id: "open-again", onclick: () => patch({ status: "open" }) }, "Open") : null,
+      c.status !== "pending" && !resolved ? h("button", { id: "pending", onclick: () => patch({ status: "pending" }) }, statusName("pending")) : null,
+      c.status === "pending" || c.status === "snoozed" ? h("button", { id: "open-again", onclick: () => patch({ status: "open" }) }, t("thread.open")) : null,
       snooze,
     ),
     h("div", { class: "labels" },
       (c.labels || []).map((label) => h("span", { class: "label-chip", data: { label } }, label,
-        h("button", { class: "chip-x", "aria-label": `Remove label ${label}`, onclick: () => patch({ labels: c.labels.filter((x) => x !== label) }) }, "×"))),
+        h("button", { class: "chip-x", "aria-label": t("thread.remove_label", { label }), onclick: () => patch({ labels: c.labels.filter((x) => x !== label) }) }, "×"))),
       labelInput),
   );
 }
@@ -231,26 +231,26 @@ function snoozeUntil(choice) {
 function messageNode(m) {
   if (m.kind === "activity") {
     return h("li", { class: "activity", data: { messageId: m.id, kind: m.kind } },
-      h("span", {}, m.text || ""), h("time", { title: longDate(m.created_at) }, clock(m.created_at)));
+      h("span", {}, m.text || ""), h("time", { title: formatDateTime(m.created_at) }, clock(m.created_at)));
   }
-  const author = m.kind === "incoming" ? null : (m.author_id ? userName(m.author_id) : m.origin === "bot" ? "Bot" : m.origin === "system" ? "System" : null);
+  const author = m.kind === "incoming" ? null : (m.author_id ? userName(m.author_id) : m.origin === "bot" ? t("thread.bot") : m.origin === "system" ? t("thread.system") : null);
   const body = [];
   if (m.template) {
-    body.push(h("div", { class: "template-tag" }, `Template ${m.template.name} (${m.template.language})`));
-    if (m.template.params && m.template.params.length) body.push(h("div", { class: "muted small" }, `Parameters: ${m.template.params.join(" · ")}`));
+    body.push(h("div", { class: "template-tag" }, t("thread.template_tag", { name: m.template.name, language: m.template.language })));
+    if (m.template.params && m.template.params.length) body.push(h("div", { class: "muted small" }, t("thread.parameters", { params: m.template.params.join(" · ") })));
   }
   if (m.text) body.push(h("div", { class: "text" }, m.text));
   if (m.kind === "incoming" && current && current.conversation.channel_kind === "email") {
     body.push(emailHtmlToggle(m));
   }
   (m.attachments || []).forEach((a, index) => body.push(attachmentNode(m, a, index)));
-  const meta = [h("time", { title: longDate(m.created_at) }, clock(m.created_at))];
+  const meta = [h("time", { title: formatDateTime(m.created_at) }, clock(m.created_at))];
   if (author) meta.unshift(h("span", { class: "author" }, author));
   if (m.kind === "outgoing") meta.push(deliveryNode(m));
   const classes = ["message", m.kind, m.status === "failed" && "failed"];
   return h("li", { class: classes, data: { messageId: m.id, kind: m.kind, status: m.status } },
     h("div", { class: "bubble" },
-      m.kind === "note" ? h("div", { class: "note-tag" }, "Private note") : null,
+      m.kind === "note" ? h("div", { class: "note-tag" }, t("thread.private_note")) : null,
       body,
       h("div", { class: "meta" }, meta)),
     m.status === "failed" ? failureNode(m) : null);
@@ -268,38 +268,38 @@ function emailHtmlToggle(m) {
     }
     holder.append(h("iframe", { class: "email-html", sandbox: "", src: `/api/v1/messages/${m.id}/html`, title: t("thread.email_frame"), referrerPolicy: "no-referrer", loading: "lazy" }));
     button.textContent = t("thread.hide_email");
-  } }, "Show formatted email");
+  } }, t("thread.show_email"));
   return h("div", { class: "email-html-box" }, button, holder);
 }
 
 function attachmentNode(m, a, index) {
   const url = a.media_key ? `/api/v1/messages/${m.id}/attachments/${index}` : a.url;
-  const label = a.filename || a.content_type || "attachment";
-  if (!url) return h("div", { class: "attachment muted" }, `Attachment: ${label}`);
+  const label = a.filename || a.content_type || t("thread.attachment_unnamed");
+  if (!url) return h("div", { class: "attachment muted" }, t("thread.attachment", { name: label }));
   if (a.media_key && IMAGE_TYPES.includes((a.content_type || "").toLowerCase())) {
     return h("a", { class: "attachment-image", href: url, target: "_blank", rel: "noopener" },
       h("img", { src: url, alt: label, loading: "lazy" }));
   }
-  return h("a", { class: "attachment", href: url, download: a.filename || "", rel: "noopener noreferrer" }, `Attachment: ${label}`);
+  return h("a", { class: "attachment", href: url, download: a.filename || "", rel: "noopener noreferrer" }, t("thread.attachment", { name: label }));
 }
 
 function deliveryNode(m) {
-  const d = DELIVERY[m.status] || { mark: "", label: m.status };
+  const d = delivery(m.status);
   return h("span", { class: ["delivery", `delivery-${m.status}`], data: { status: m.status }, title: d.label, "aria-label": d.label },
     h("span", { class: "mark" }, d.mark), m.status === "read" || m.status === "queued" || m.status === "failed" ? h("span", { class: "delivery-word" }, d.label) : null);
 }
 
 function failureNode(m) {
   return h("div", { class: "failure", role: "note" },
-    h("strong", {}, "Not delivered. "), h("span", { class: "reason", data: { reason: m.reason || "" } }, reasonText(m.reason)),
+    h("strong", {}, t("thread.not_delivered")), " ", h("span", { class: "reason", data: { reason: m.reason || "" } }, reasonText(m.reason)),
     m.error_detail ? h("span", { class: "muted small detail" }, ` (${m.error_detail})`) : null,
-    h("button", { class: "resend small-button", onclick: () => resend(m) }, "Resend"));
+    h("button", { class: "resend small-button", onclick: () => resend(m) }, t("thread.resend")));
 }
 
 async function resend(m) {
   const body = m.template ? { template: m.template } : { text: m.text };
   const result = await send(body);
-  if (result && result.status === "failed") toast(`Still not sent: ${reasonText(result.reason)}`);
+  if (result && result.status === "failed") toast(t("thread.still_not_sent", { reason: reasonText(result.reason) }));
 }
 
 // -- composer ---------------------------------------------------------------------------------------
@@ -318,14 +318,14 @@ async function send(body) {
 
 function composer(c) {
   let mode = "reply";
-  const text = h("textarea", { id: "composer-text", rows: 3, placeholder: "Write a reply…  (/ for saved replies, Ctrl+Enter to send)", "aria-label": "Message" });
+  const text = h("textarea", { id: "composer-text", rows: 3, placeholder: t("composer.reply_placeholder"), "aria-label": t("composer.message") });
   const error = h("div", { id: "composer-error", class: "composer-error", role: "alert", hidden: true });
   const cannedBox = h("ul", { id: "canned-menu", class: "canned-menu", hidden: true, role: "listbox" });
-  const sendButton = h("button", { id: "send", class: "primary", onclick: submit }, "Send");
+  const sendButton = h("button", { id: "send", class: "primary", onclick: submit }, t("composer.send"));
   const tabs = h("div", { class: "composer-tabs", role: "tablist" },
-    h("button", { id: "mode-reply", class: "tab active", role: "tab", onclick: () => setMode("reply") }, "Reply"),
-    h("button", { id: "mode-note", class: "tab", role: "tab", onclick: () => setMode("note") }, "Private note"),
-    h("button", { id: "open-templates", class: "tab", onclick: () => templatePicker() }, "Template…"));
+    h("button", { id: "mode-reply", class: "tab active", role: "tab", onclick: () => setMode("reply") }, t("composer.reply")),
+    h("button", { id: "mode-note", class: "tab", role: "tab", onclick: () => setMode("note") }, t("thread.private_note")),
+    h("button", { id: "open-templates", class: "tab", onclick: () => templatePicker() }, t("composer.template_tab")));
   // Attachments: picked, dropped or pasted files go up at once (with progress); Send references them.
   const files = []; // { file, id, progress, error, node }
   const fileInput = h("input", { id: "composer-file", type: "file", multiple: true, hidden: true, onchange: () => { addFiles(fileInput.files); fileInput.value = ""; } });
@@ -384,8 +384,8 @@ function composer(c) {
     box.dataset.mode = next;
     tabs.querySelector("#mode-reply").classList.toggle("active", next === "reply");
     tabs.querySelector("#mode-note").classList.toggle("active", next === "note");
-    text.placeholder = next === "note" ? "Write a private note — only agents see it" : "Write a reply…  (/ for saved replies, Ctrl+Enter to send)";
-    sendButton.textContent = next === "note" ? "Add note" : "Send";
+    text.placeholder = next === "note" ? t("composer.note_placeholder") : t("composer.reply_placeholder");
+    sendButton.textContent = next === "note" ? t("composer.add_note") : t("composer.send");
     text.focus();
   }
   box.setMode = setMode;
@@ -422,7 +422,7 @@ function composer(c) {
   function showError(words, code) {
     clear(error, h("span", {}, words));
     if (code === "window_closed" || code === "template_required") {
-      error.append(" ", h("button", { class: "link-button", onclick: () => templatePicker() }, "Choose a template"));
+      error.append(" ", h("button", { class: "link-button", onclick: () => templatePicker() }, t("composer.choose_template")));
     }
     error.hidden = false;
     error.dataset.reason = code || "";
@@ -442,7 +442,7 @@ function composer(c) {
     clear(cannedBox, matches.length
       ? matches.map((r, i) => h("li", { role: "option", class: i === cannedIndex ? "active" : "", "aria-selected": i === cannedIndex ? "true" : "false", onmousedown: (e) => { e.preventDefault(); insertCanned(r); } },
         h("strong", {}, `/${r.short_code}`), " ", h("span", { class: "muted" }, r.text.slice(0, 80))))
-      : h("li", { class: "muted" }, state.canned.length ? "No saved reply starts like that." : "No saved replies yet (admins add them under Settings)."));
+      : h("li", { class: "muted" }, state.canned.length ? t("composer.no_canned_match") : t("composer.no_canned")));
     cannedBox.hidden = false;
   }
   function insertCanned(r) {
@@ -475,8 +475,8 @@ function renderWindowNotice() {
   const ends = current.conversation.service_window_ends_at;
   if (ends && new Date(ends) < new Date()) {
     clear(el, h("div", { class: "window-notice", role: "note" },
-      h("span", {}, `The 24-hour service window closed ${longDate(ends)}. Only approved templates can be sent until the contact writes again.`),
-      " ", h("button", { class: "link-button", id: "window-templates", onclick: () => templatePicker() }, "Choose a template")));
+      h("span", {}, t("thread.window_closed", { date: formatDateTime(ends) })),
+      " ", h("button", { class: "link-button", id: "window-templates", onclick: () => templatePicker() }, t("composer.choose_template"))));
   } else {
     clear(el);
   }
@@ -488,7 +488,7 @@ async function templatePicker() {
   const c = current.conversation;
   const existing = $("#template-picker");
   if (existing) existing.remove();
-  const panel = h("div", { id: "template-picker", class: "template-picker" }, h("p", { class: "muted" }, "Loading templates…"));
+  const panel = h("div", { id: "template-picker", class: "template-picker" }, h("p", { class: "muted" }, t("templates.loading")));
   $("#composer").before(panel);
   let data = null;
   try {
@@ -497,36 +497,36 @@ async function templatePicker() {
     clear(panel, h("p", {}, err.message));
     return;
   }
-  const close = h("button", { class: "link-button", onclick: () => panel.remove() }, "Close");
-  const items = data ? (data.items || data).filter((t) => !t.status || ["approved", "APPROVED"].includes(t.status)) : null;
+  const close = h("button", { class: "link-button", onclick: () => panel.remove() }, t("templates.close"));
+  const items = data ? (data.items || data).filter((tpl) => !tpl.status || ["approved", "APPROVED"].includes(tpl.status)) : null;
   if (!items || !items.length) {
-    clear(panel, h("p", {}, items ? "This channel has no approved templates yet." : "Templates are not available on this server."), close);
+    clear(panel, h("p", {}, items ? t("templates.none_approved") : t("templates.unavailable")), close);
     return;
   }
-  const select = h("select", { id: "template-name", "aria-label": "Template" }, items.map((t, i) => option(i, `${t.name} (${t.language || "en_US"})`, 0)));
+  const select = h("select", { id: "template-name", "aria-label": t("templates.template") }, items.map((tpl, i) => option(i, `${tpl.name} (${tpl.language || "en_US"})`, 0)));
   const fields = h("div", { class: "template-params" });
   const preview = h("p", { class: "template-preview" });
   function params() {
     return [...fields.querySelectorAll("input")].map((i) => i.value);
   }
   function update() {
-    const t = items[Number(select.value)];
-    const body = t.body || t.text || "";
+    const tpl = items[Number(select.value)];
+    const body = tpl.body || tpl.text || "";
     preview.textContent = body.replace(/\{\{(\d+)\}\}/g, (_, n) => params()[Number(n) - 1] || `{{${n}}}`);
   }
   function showFields() {
-    const t = items[Number(select.value)];
-    const count = new Set(((t.body || t.text || "").match(/\{\{\d+\}\}/g) || [])).size || (Number(t.params) || 0);
-    clear(fields, Array.from({ length: count }, (_, i) => h("label", {}, `Parameter ${i + 1}`, h("input", { type: "text", name: `param-${i + 1}`, oninput: update }))));
+    const tpl = items[Number(select.value)];
+    const count = new Set(((tpl.body || tpl.text || "").match(/\{\{\d+\}\}/g) || [])).size || (Number(tpl.params) || 0);
+    clear(fields, Array.from({ length: count }, (_, i) => h("label", {}, t("templates.parameter", { n: i + 1 }), h("input", { type: "text", name: `param-${i + 1}`, oninput: update }))));
     update();
   }
   select.addEventListener("change", showFields);
   const sendButton = h("button", { class: "primary", id: "send-template", onclick: async () => {
-    const t = items[Number(select.value)];
-    const result = await send({ template: { name: t.name, language: t.language || "en_US", params: params() } });
+    const tpl = items[Number(select.value)];
+    const result = await send({ template: { name: tpl.name, language: tpl.language || "en_US", params: params() } });
     if (result && result.status !== "failed") panel.remove();
     else if (result) toast(reasonText(result.reason));
-  } }, "Send template");
-  clear(panel, h("div", { class: "template-row" }, h("strong", {}, "Send a template"), select, close), fields, preview, h("div", {}, sendButton));
+  } }, t("templates.send"));
+  clear(panel, h("div", { class: "template-row" }, h("strong", {}, t("templates.send_title")), select, close), fields, preview, h("div", {}, sendButton));
   showFields();
 }

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from inbox.i18n import SUPPORTED_LANGUAGES
+from inbox.model import Reason
 
 STATIC = Path(__file__).resolve().parents[3] / "gateway" / "static"
 CATALOGS = STATIC / "i18n"
@@ -80,3 +81,10 @@ def test_the_check_finds_a_key_missing_from_a_catalog():
     assert "login.sign_in" in found
     assert LITERAL_KEY.findall('x = t("nowhere.key", { a: 1 })') == [('"', "nowhere.key")]
     assert "nowhere.key" not in catalog("en")
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_every_refusal_reason_has_words_for_the_agent(language):
+    # format.js reasonText shows "reason.<code>"; a code without one would show as "Not sent (code)".
+    texts = catalog(language)
+    assert sorted(r.value for r in Reason if f"reason.{r.value}" not in texts) == []

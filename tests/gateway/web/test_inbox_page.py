@@ -99,7 +99,7 @@ async def test_agent_works_a_conversation_live(page: Page, gw: Gateway):
     await expect(thread.locator(".activity").last).to_contain_text("assigned Alex Agent")
     await expect(row).to_contain_text("Alex Agent")
     await page.locator("#resolve").click()
-    await expect(page.locator("#thread-status")).to_have_text("resolved")
+    await expect(page.locator("#thread-status")).to_have_text("Resolved")
     await expect(thread.locator(".activity").last).to_contain_text("set the status to resolved")
     status, conv = await gw.api("GET", f"/conversations/{received.conversation_id}")
     assert conv["assignee_id"] == alex["id"] and conv["status"] == "resolved"
@@ -110,7 +110,7 @@ async def test_agent_works_a_conversation_live(page: Page, gw: Gateway):
     # Keyboard: reopen with "o" (outside any field).
     await page.locator("#messages").click()
     await page.keyboard.press("o")
-    await expect(page.locator("#thread-status")).to_have_text("open")
+    await expect(page.locator("#thread-status")).to_have_text("Open")
 
     # The same page on a tablet.
     await page.set_viewport_size({"width": 1024, "height": 768})

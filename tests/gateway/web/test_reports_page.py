@@ -10,6 +10,7 @@ from pathlib import Path
 from playwright.async_api import Page, expect
 
 from gateway.demo import AGENT_EMAIL
+from tests.gateway.policy_support import LOOPBACK, configure_channel
 from tests.gateway.web.conftest import PageProblems, shot, sign_in
 from tests.harness import ManualClock, start_gateway
 from tests.reports.scenario import drive
@@ -83,6 +84,25 @@ async def test_a_lead_reads_the_week_and_an_agent_their_own_numbers(
         await page.get_by_label("From").fill("2026-03-12")
         await page.get_by_role("button", name="Apply").click()
         await expect(page.locator("#reports-error")).to_contain_text("from")
+        # Then a broadcast to two contacts who never opted in: both refused by the consent gate.
+        await configure_channel(gw, consent=True)
+        broadcast = {"channel_id": LOOPBACK, "recipients": ["+15550300001", "+15550300002"], "text": "Sale!"}
+        status, created = await gw.api("POST", "/broadcasts", json_body=broadcast)
+        assert status == 201, created
+        await page.get_by_label("From").fill("2026-03-10")
+        await page.get_by_role("button", name="Apply").click()
+        sale = page.locator('table[data-report="broadcasts"] tbody tr')
+        await expect(sale).to_have_count(1)
+        await expect(sale.first.locator('[data-col="title"]')).to_have_text("Sale!")
+        await expect(sale.first.locator('[data-col="failed"]')).to_have_text("2")
+        await expect(sale.first.locator('[data-col="failed_by_reason"]')).to_have_text(
+            "2 \u00d7 The contact has not opted in to messages on this channel."
+        )
+        # No survey in the scenario: the CSAT section says so.
+        await expect(page.locator('#reports-csat [data-metric="sent"] dd')).to_have_text("0")
+        await expect(page.locator("#reports-csat")).to_contain_text("Nothing in this period.")
+        await page.locator("#reports-table-broadcasts").scroll_into_view_if_needed()
+        await shot(page, "reports-03-broadcasts-csat")
         assert problems.errors == []
     finally:
         await gw.close()

@@ -1,4 +1,4 @@
-"""Buttons per channel kind: native where the channel has them, numbered text where it has none.
+"""Buttons per channel kind: native where the channel has them, numbered text elsewhere (bots, surveys).
 
 WhatsApp reply buttons: at most 3, titles at most 20 characters (Cloud API interactive ``button``);
 more or longer become numbered text. Telegram inline keyboards and the web chat's quick replies take
