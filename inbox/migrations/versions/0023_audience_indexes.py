@@ -1,7 +1,7 @@
 """attribute indexes end with contact_id, so audiences read ids from the index alone
 
-Revision ID: 0020_audience_indexes
-Revises: 0019_contact_events
+Revision ID: 0023_audience_indexes
+Revises: 0022_automations
 Create Date: 2026-12-04 21:45:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0020_audience_indexes"
-down_revision: str | None = "0019_contact_events"
+revision: str = "0023_audience_indexes"
+down_revision: str | None = "0022_automations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
