@@ -13,6 +13,7 @@ from sqlalchemy import text
 from gateway.api import (
     admin,
     audiences,
+    automations,
     bots,
     broadcasts,
     contacts,
@@ -54,7 +55,6 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
     """Build the app. With ``manage_container`` the app starts and stops the container with itself."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=32 * 1024 * 1024)
     app[CONTAINER] = container
-    app[web_session.SIGN_IN_FAILURES] = web_session.sign_in_limiter(container.clock)
     ops = register(
         app,
         [
@@ -79,6 +79,7 @@ def make_app(container: Container, *, manage_container: bool = True) -> web.Appl
             csat.api,
             events.api,
             segmentations.api,
+            automations.api,
         ],
         API_PREFIX,
     )

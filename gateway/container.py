@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
-from bots.runner import BotRunner
+from bots.runner import STEP_JOB, BotRunner
 from gateway.adapters import AdapterFactory, AdapterRegistry, default_factories
 from gateway.config import Settings
 from gateway.leases import Exclusive, Leases, LocalLeases, RedisLeases
@@ -21,11 +21,13 @@ from gateway.metrics import Metrics
 from gateway.outgoing_webhooks import HttpPoster
 from gateway.redis_bus import RedisCacheDrops, RedisPokes
 from gateway.rq_jobs import RqJobs
+from gateway.sign_in_limits import SignInLimiter, sign_in_limiter
 from gateway.smtp import SmtpSecurity, SmtpServer
 from gateway.sweeper import sweep_forever
 from gateway.webchat.fallback import EmailFallback
 from gateway.webchat.hook import record_visitor_context
 from gateway.whatsapp_number import follow_number_change
+from inbox.automation_runs import AutomationRunner
 from inbox.blocking import MarkBlocked, clear_blocked
 from inbox.broadcasts import (
     BroadcastRunner,
@@ -82,8 +84,10 @@ class Container:
     metrics: Metrics
     notifier: Notifier
     webhooks: WebhookSender
+    sign_ins: SignInLimiter  # failed sign-ins, shared by the gateways when scaled out
     csat: CsatSender
     caches: Caches
+    automations: AutomationRunner
     # "gateway" serves HTTP, runs channels and the live bus; "worker" runs RQ jobs (gateway/worker.py).
     role: Literal["gateway", "worker"] = "gateway"
     pokes: RedisPokes | None = None
@@ -146,6 +150,8 @@ class Container:
             broadcasts = await self.broadcasts.resume()
             if broadcasts:
                 _LOGGER.info("resuming %d broadcasts", broadcasts)
+            # The automations' timers live in their table: one sweeper across the cluster takes what is due.
+            self._exclusives.append(self.leases.run_exclusive("automations", self.automations.serve))
         self.started = True
 
     async def stop(self) -> None:
@@ -154,6 +160,7 @@ class Container:
         for exclusive in self._exclusives:
             await exclusive.stop()
         self._exclusives.clear()
+        await self.automations.stop()
         if self.role == "gateway":
             await self.smtp.stop()
             await self.queue_watcher.stop()
@@ -169,6 +176,7 @@ class Container:
         if self.cache_drops is not None:
             await self.cache_drops.stop()
         await self.leases.close()
+        await self.sign_ins.close()
         await self.bus.stop()
         self.caches.detach()
         await self.db.close()
@@ -248,10 +256,18 @@ def build(
     routing = RoutingHook(outbox, assigner, bots=bots.launch, consent=consent_of)
     pipeline.hooks += [routing, bots.hook, TicketsFromMail(settings.mail_domain)]
     broadcasts = BroadcastRunner(db, jobs, outbox, clock)
+    # Automation runs are written with the events that trigger them, and taken right after that commit.
+    automations = AutomationRunner(
+        db, outbox, clock, start_flow=bots.launch, queue_flow=lambda run_id: jobs.enqueue(STEP_JOB, run_id)
+    )
+    db.on_events.append(automations.triggers)
+    db.after_commit.append(automations.committed)
     queue_watcher = QueueWatcher(bus, assigner)
     # Notices for users are rows written with the events they come from (and their mail with them).
     notifier = Notifier(
-        settings.effective_public_url(), timedelta(minutes=settings.notification_mail_minutes)
+        settings.effective_public_url(),
+        timedelta(minutes=settings.notification_mail_minutes),
+        caches=caches,
     )
     db.on_events.append(notifier)
     webhooks = WebhookSender(
@@ -310,8 +326,10 @@ def build(
         metrics=Metrics(),
         notifier=notifier,
         webhooks=webhooks,
+        sign_ins=sign_in_limiter(settings.redis_url, clock),
         csat=csat,
         caches=caches,
+        automations=automations,
         role=role,
         pokes=pokes,
         cache_drops=cache_drops,

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox import tables as t
+from inbox.caches import Caches
 from inbox.db import Database
 from inbox.i18n import N_, translator, user_language
 from inbox.mail import queue_mail
@@ -83,9 +84,12 @@ class Notice:
 class Notifier:
     """The ``Database.on_events`` hook that turns events into notifications and notification mail."""
 
-    def __init__(self, public_url: str, mail_window: timedelta) -> None:
+    def __init__(self, public_url: str, mail_window: timedelta, caches: Caches | None = None) -> None:
         self._public_url = public_url.rstrip("/")
         self.mail_window = mail_window
+        # Inbox members and readers' preferences and languages, read once per process (a broadcast
+        # opens a conversation per recipient, each notifying the inbox's members).
+        self._caches = caches
 
     async def __call__(self, session: AsyncSession, events: Sequence[t.Event]) -> None:
         for event in events:
@@ -137,9 +141,7 @@ class Notifier:
         notices: list[Notice] = []
         number = {"id": str(conversation.id)}
         if event.type == "conversation.created":
-            members = await session.scalars(
-                select(t.InboxMember.user_id).where(t.InboxMember.inbox_id == conversation.inbox_id)
-            )
+            members = await self._members(session, conversation.inbox_id)
             notices += [
                 Notice(
                     u, "new_conversation", N_("New conversation #{id}"), "", conversation.id, params=number
@@ -166,6 +168,37 @@ class Notifier:
             for user_id in await self._online_team(session, conversation):
                 notices.append(Notice(user_id, "handoff", title, reason, conversation.id, params=number))
         return notices
+
+    async def _members(self, session: AsyncSession, inbox_id: int) -> tuple[int, ...]:
+        async def load() -> tuple[int, ...]:
+            rows = await session.scalars(
+                select(t.InboxMember.user_id).where(t.InboxMember.inbox_id == inbox_id)
+            )
+            return tuple(rows)
+
+        if self._caches is None:
+            return await load()
+        return await self._caches.get(session, ("inbox_members", inbox_id), ("inbox_members",), load)
+
+    async def _readers(
+        self, session: AsyncSession, user_ids: frozenset[int]
+    ) -> tuple[tuple[int, dict[str, dict[str, bool]], str], ...]:
+        """(user id, notification preferences, language) of each user who still exists."""
+
+        async def load() -> tuple[tuple[int, dict[str, dict[str, bool]], str], ...]:
+            stored = await session.execute(
+                select(t.NotificationPreference.user_id, t.NotificationPreference.prefs).where(
+                    t.NotificationPreference.user_id.in_(user_ids)
+                )
+            )
+            prefs = {user_id: preferences(p) for user_id, p in stored}
+            users = await session.scalars(select(t.User).where(t.User.id.in_(user_ids)))
+            return tuple([(u.id, prefs.get(u.id, DEFAULTS), await user_language(session, u)) for u in users])
+
+        if self._caches is None:
+            return await load()
+        tables = ("notification_preferences", "users", "accounts")
+        return await self._caches.get(session, ("notification_readers", user_ids), tables, load)
 
     async def _online_team(self, session: AsyncSession, conversation: t.Conversation) -> list[int]:
         """The online members of the conversation's team, else of its inbox."""
@@ -251,16 +284,9 @@ class Notifier:
         unique: dict[tuple[int, str, int | None, int | None], Notice] = {}
         for notice in notices:
             unique.setdefault((notice.user_id, notice.kind, notice.conversation_id, notice.ticket_id), notice)
-        stored = await session.execute(
-            select(t.NotificationPreference.user_id, t.NotificationPreference.prefs).where(
-                t.NotificationPreference.user_id.in_({n.user_id for n in unique.values()})
-            )
-        )
-        prefs = {user_id: preferences(p) for user_id, p in stored}
-        readers = await session.scalars(
-            select(t.User).where(t.User.id.in_({n.user_id for n in unique.values()}))
-        )
-        languages = {u.id: await user_language(session, u) for u in readers}
+        readers = await self._readers(session, frozenset(n.user_id for n in unique.values()))
+        prefs = {user_id: p for user_id, p, _ in readers}
+        languages = {user_id: language for user_id, _, language in readers}
         mail_due: list[t.Notification] = []
         for notice in unique.values():
             wanted = prefs.get(notice.user_id, DEFAULTS)[notice.kind]

@@ -1157,3 +1157,76 @@ class CsatSurvey(Base):
 
 
 __all__ += ["CsatSetting", "CsatSurvey"]
+
+
+# -- automations: triggers, steps, runs and each step's outcome (inbox/automations.py, automation_runs.py) --
+
+
+class Automation(Base):
+    """A trigger and the steps a run takes for each contact it fires for; counters for the list page."""
+
+    __tablename__ = "automations"
+    __table_args__ = (Index("ix_automations_trigger", "account_id", "trigger_type", "trigger_key", "active"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSON)  # inbox.automations.Trigger
+    # What the trigger listens for, indexed: the tag, the event type, the folded keyword; None: no_reply.
+    trigger_type: Mapped[str] = mapped_column(String(32))
+    trigger_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [inbox.automations.Step]
+    runs: Mapped[int] = mapped_column(Integer, default=0)  # runs started
+    errors: Mapped[int] = mapped_column(Integer, default=0)  # steps refused by the gate or failed
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AutomationRun(Base):
+    """One contact going through an automation. ``run_at`` is the durable timer: the sweeper takes the
+    next step of every active run that is due. ``armed``: a no-reply trigger waiting for its hours."""
+
+    __tablename__ = "automation_runs"
+    __table_args__ = (
+        Index("ix_automation_runs_due", "status", "run_at"),
+        Index("ix_automation_runs_automation", "automation_id", "id"),
+        Index("ix_automation_runs_contact", "contact_id", "automation_id", "status"),
+        Index("ix_automation_runs_conversation", "conversation_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    automation_id: Mapped[int] = mapped_column(ForeignKey("automations.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # armed, active, done, canceled
+    position: Mapped[int] = mapped_column(Integer, default=0)  # the next step to take
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    trigger_event_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the trigger's data (data.<name>)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AutomationRunStep(Base):
+    """What one step did for one run: done, waiting, stopped, skipped, refused (with the gate's reason)."""
+
+    __tablename__ = "automation_run_steps"
+    __table_args__ = (Index("ix_automation_run_steps_run", "run_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("automation_runs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["Automation", "AutomationRun", "AutomationRunStep"]

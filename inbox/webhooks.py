@@ -52,6 +52,11 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "quota.updated",
     "ticket.created",
     "ticket.updated",
+    "broadcast.updated",
+    "contact.merged",
+    "csat.rated",
+    "automation.run_finished",
+    "automation.step_refused",
 )
 # Derived from a ``conversation.updated`` whose "changes" name the field.
 _DERIVED: Final = {"status": "conversation.status_changed", "assignee_id": "conversation.assigned"}

@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 
-from channels.webchat.limits import RateLimiter
 from gateway.api.auth import SESSION_COOKIE, same_origin
 from gateway.api.context import WEB_SESSION, container_of, user_of
 from gateway.api.errors import ApiError
@@ -25,15 +23,6 @@ from inbox.i18n import Language, user_language
 from inbox.views import UserView
 
 api = ApiRoutes()
-
-SIGN_IN_ATTEMPTS = 10  # failed sign-ins per key (email, client address) ...
-SIGN_IN_WINDOW = 15 * 60  # ... per this many seconds
-SIGN_IN_FAILURES = web.AppKey("sign_in_failures", RateLimiter)
-
-
-def sign_in_limiter(clock: Callable[[], datetime]) -> RateLimiter:
-    return RateLimiter(SIGN_IN_ATTEMPTS, SIGN_IN_WINDOW, clock)
-
 
 SESSION_LIFETIME = timedelta(days=7)
 
@@ -88,9 +77,9 @@ async def sign_in(request: web.Request, body: SignIn) -> web.Response:
     c = container_of(request)
     email = body.email.strip().lower()
     # Password guessing: after too many failures for one email or from one address, wait.
-    failures = request.app[SIGN_IN_FAILURES]
+    failures = c.sign_ins
     keys = (f"email:{email}", f"ip:{request.remote or '?'}")
-    waits = [w for w in (failures.blocked_for(k) for k in keys) if w is not None]
+    waits = [w for w in [await failures.blocked_for(k) for k in keys] if w is not None]
     if waits:
         retry = int(max(waits)) + 1
         raise ApiError(
@@ -110,7 +99,7 @@ async def sign_in(request: web.Request, body: SignIn) -> web.Response:
     ok = await asyncio.to_thread(verify_password, password_hash, body.password)
     if user is None or not user.password_hash or not ok:
         for key in keys:
-            failures.hit(key)
+            await failures.hit(key)
         raise ApiError(401, "invalid_credentials", "the email or the password is wrong")
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)

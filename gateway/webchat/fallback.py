@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from inbox import tables as t
 from inbox.conversations import add_activity, find_or_open_conversation
+from inbox.i18n import account_language, translator
 from inbox.identities import InvalidAddress, normalize_email
 from inbox.model import ChannelKind, MessageKind, OutboundMessage
 from inbox.outbox import Draft
@@ -81,13 +82,19 @@ class EmailFallback:
                 session, email_channel, contact_id, address, now
             )
             inbox = await session.get(t.InboxRow, chat.inbox_id)
+            tr = translator(await account_language(session, chat.account_id))  # the visitor reads it
+            subject = (
+                tr.gettext("Your chat with {inbox}", inbox=inbox.name)
+                if inbox
+                else tr.gettext("Your chat with us")
+            )
             view = await c.outbox.submit(
                 Draft(
                     conversation_id=conversation.id,
                     text=reply.text,
                     author_id=reply.author_id,
                     origin="agent",
-                    subject=f"Your chat with {inbox.name if inbox else 'us'}",
+                    subject=subject,
                 ),
                 session=session,
             )

@@ -161,6 +161,12 @@ async def test_only_admins_manage_subscriptions_and_events_are_checked(gateway: 
     )
     assert status == 422
     assert body["error"]["details"][0]["field"] == "inbox_ids.0"
+    # Broadcasts, tickets, merges and satisfaction ratings are on the stream, so they can be asked for.
+    events = ["broadcast.updated", "ticket.created", "ticket.updated", "contact.merged", "csat.rated"]
+    status, body = await gateway.api(
+        "POST", "/webhook-subscriptions", json_body={"url": "https://93.184.215.14/h", "events": events}
+    )
+    assert (status, body["events"]) == (201, sorted(events)), body
 
 
 async def test_order_is_kept_behind_a_retry_and_a_refused_delivery_does_not_hold_the_line(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.gateway.policy_support import LOOPBACK, configure_channel, send_to
-from tests.harness import start_gateway
+from tests.harness import Gateway, start_gateway
 
 
 async def test_a_template_changed_through_the_api_governs_the_next_send(tmp_path: Path):
@@ -48,5 +48,38 @@ async def test_a_template_changed_through_the_api_governs_the_next_send(tmp_path
         gone = await send_to(gw, "+15550700005", None, template={**ref, "params": ["A3", "today"]})
         assert (gone["status"], gone["reason"]) == ("failed", "template_required")
         assert "no template" in gone["error_detail"]
+    finally:
+        await gw.close()
+
+
+async def _new_conversation_notices(gw: Gateway, token: str) -> list[int]:
+    status, body = await gw.api("GET", "/notifications", token=token)
+    assert status == 200, body
+    return sorted(n["conversation_id"] for n in body["items"] if n["kind"] == "new_conversation")
+
+
+async def test_new_members_and_changed_preferences_govern_the_next_notice(tmp_path: Path):
+    """Inbox members and notification preferences are cached for the notices: changes are seen at once."""
+    gw = await start_gateway(tmp_path)
+    try:
+        loop = await gw.loopback()
+        wanted = {"preferences": {"new_conversation": {"in_app": True}}}
+        _, ana = await gw.user("ana@example.org", inbox_ids=[1])
+        status, _ = await gw.api("PUT", "/users/me/notification-preferences", token=ana, json_body=wanted)
+        assert status == 200
+        first = (await loop.customer_writes("+15550730001", "Hello")).conversation_id
+        assert await _new_conversation_notices(gw, ana) == [first]
+
+        _, bea = await gw.user("bea@example.org", inbox_ids=[1])  # a new member of the inbox
+        status, _ = await gw.api("PUT", "/users/me/notification-preferences", token=bea, json_body=wanted)
+        assert status == 200
+        second = (await loop.customer_writes("+15550730002", "Hello")).conversation_id
+        assert await _new_conversation_notices(gw, bea) == [second]
+
+        off = {"preferences": {"new_conversation": {"in_app": False}}}
+        status, _ = await gw.api("PUT", "/users/me/notification-preferences", token=ana, json_body=off)
+        assert status == 200
+        await loop.customer_writes("+15550730003", "Hello")
+        assert await _new_conversation_notices(gw, ana) == [first, second]
     finally:
         await gw.close()

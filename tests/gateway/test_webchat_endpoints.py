@@ -454,11 +454,17 @@ async def test_resume_after_a_drop_gets_exactly_what_was_missed(tmp_path: Path, 
         await gw.close()
 
 
-async def test_a_reply_to_a_visitor_who_left_goes_by_email(tmp_path: Path, smtp_sink):
+@pytest.mark.parametrize(
+    ("language", "subject"), [("en", "Your chat with Support"), ("pt-BR", "Sua conversa com Support")]
+)
+async def test_a_reply_to_a_visitor_who_left_goes_by_email(tmp_path: Path, smtp_sink, language, subject):
     """Offline capture end to end: the visitor leaves an email and closes the tab; the agent's answer
-    reaches that address through the inbox's email channel, and the chat says where it went."""
+    reaches that address through the inbox's email channel (the subject in the account's language),
+    and the chat says where it went."""
     gateway = await start_gateway(tmp_path, settings={"smtp_url": f"smtp://127.0.0.1:{smtp_sink.port}"})
     try:
+        status, _ = await gateway.api("PATCH", "/account", json_body={"language": language})
+        assert status == 200
         await add_webchat_channel(gateway, TOKEN, "Shop chat", allowed_origins=[SHOP])
         visitor = await connect(gateway, key=KEY_A)
         ack = await visitor.say("q1", "Do you ship to Norway?", profile={"email": "Ola@Example.NO"})
@@ -481,7 +487,7 @@ async def test_a_reply_to_a_visitor_who_left_goes_by_email(tmp_path: Path, smtp_
         (mail,) = await smtp_sink.wait_for(1)
         assert mail.rcpt_tos == ["ola@example.no"]
         message = message_from_bytes(mail.content, policy=email.policy.default)
-        assert message["Subject"] == "Your chat with Support"
+        assert message["Subject"] == subject
         plain = message.get_body(("plain",))
         assert plain is not None and "Yes, in 3 to 5 days." in plain.get_content()
 

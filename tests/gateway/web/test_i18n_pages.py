@@ -4,6 +4,7 @@ after it (PATCH /users/me), the account's language as the default; screenshots o
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import update
@@ -85,3 +86,45 @@ async def test_the_account_language_is_the_default_for_its_users(page: Page, gw:
     await page.set_viewport_size({"width": 1280, "height": 800})
     await sign_in(page, gw)
     await expect(page.locator("#sign-out")).to_have_text("Sair")
+
+
+# Per main page: where it is, and a text it shows in each language (headings, buttons, column names).
+MAIN_PAGES = [
+    ("inbox", "#/", {"en": ["Unassigned", "Team status"], "pt-BR": ["Sem responsável", "Status da equipe"]}),
+    ("admin", "#/admin/channels", {"en": ["Channels", "Opt-in link"], "pt-BR": ["Canais", "Link de aceite"]}),
+    ("reports", "#/reports", {"en": ["Reports", "Apply"], "pt-BR": ["Relatórios", "Aplicar"]}),
+    ("broadcasts", "#/broadcasts", {"en": ["Broadcasts"], "pt-BR": ["Listas de transmissão"]}),
+    ("contacts", "#/contacts", {"en": ["Contacts", "Export CSV"], "pt-BR": ["Contatos", "Exportar CSV"]}),
+    ("tickets", "#/tickets", {"en": ["Board", "List"], "pt-BR": ["Quadro", "Lista"]}),
+]
+
+
+async def test_screenshots_of_the_main_pages_in_both_languages(page: Page, gw: Gateway, tmp_path: Path):
+    """Every main page and a conversation, in English and in Portuguese, each checked for its texts and
+    kept as a screenshot under the test's tmp dir (the test artifacts to look at)."""
+    problems = PageProblems(page)
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await sign_in(page, gw)
+    for language in ("en", "pt-BR"):
+        if language != "en":
+            await page.locator("#my-language").select_option(language)
+            await expect(page.locator("html")).to_have_attribute("lang", language)
+        for name, hash_, texts in MAIN_PAGES:
+            await page.goto(f"{gw.base_url}/{hash_}")
+            for text in texts[language]:
+                await expect(page.get_by_text(text, exact=True).first).to_be_visible()
+            await page.screenshot(path=str(tmp_path / f"{language}-{name}.png"))
+        await page.goto(f"{gw.base_url}/#/")
+        await page.locator("#conversation-list .conversation").first.click()
+        send, reply, status = {"en": ("Send", "Reply", "Open"), "pt-BR": ("Enviar", "Responder", "Aberta")}[
+            language
+        ]
+        await expect(page.locator("#send")).to_have_text(send)
+        await expect(page.locator("#mode-reply")).to_have_text(reply)
+        await expect(page.locator("#thread-status")).to_have_text(status)
+        await page.screenshot(path=str(tmp_path / f"{language}-conversation.png"))
+    shots = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(shots) == 2 * (len(MAIN_PAGES) + 1) and all(
+        (tmp_path / s).stat().st_size > 10_000 for s in shots
+    )
+    assert problems.errors == []
