@@ -18,7 +18,9 @@ import asyncio
 import os
 import shutil
 import sqlite3
+import tempfile
 import time
+from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,11 @@ def rollup_statements(dialect: str) -> list[str]:
     return out
 
 
+def _revision(db_file: Path) -> str:
+    with closing(sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)) as con:
+        return str(con.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+
+
 def seed_sqlite(db_file: Path, per_conversation: int, flow_id: int, after: int) -> None:
     con = sqlite3.connect(db_file, isolation_level=None)
     con.execute("PRAGMA synchronous=OFF")
@@ -198,17 +205,20 @@ async def run(
         db_file = gw.data_dir / "switchboard.sqlite3"
         cache = os.environ.get("BENCH_REPORTS_CACHE")
         cached = Path(cache) / f"reports-{conversations}x{per_conversation}.sqlite3" if cache else None
+        if cached is not None and cached.exists() and _revision(cached) != _revision(db_file):
+            cached.unlink()  # seeded before a migration: seed again
+        data_dir = gw.data_dir
         if cached is not None and cached.exists():
-            for leftover in ("-wal", "-shm"):
-                Path(f"{db_file}{leftover}").unlink(missing_ok=True)
-            shutil.copyfile(cached, db_file)
+            # A new data dir: the stopped gateway's WAL files must not meet the copy.
+            data_dir = Path(tempfile.mkdtemp(prefix="sb-bench-reports-"))
+            shutil.copyfile(cached, data_dir / "switchboard.sqlite3")
         else:
             query.seed(db_file, conversations, per_conversation)
             seed_sqlite(db_file, per_conversation, flow_id, after)
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(db_file, cached)
-        gw = await deploy(mode, env, gw.data_dir)
+        gw = await deploy(mode, env, data_dir)
     else:
         await query.seed_postgres(gw.database_url, conversations, per_conversation)
         await seed_postgres(gw.database_url, per_conversation, flow_id, after)

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Date,
     String,
@@ -229,25 +230,46 @@ class FactQueries:
         """Count, median, p90 and mean of the facts' seconds (business seconds if the scope says so)."""
         key = self._key(by, R)
         cols = [key.label("k")] if key is not None else [literal(0).label("k")]
+        n, total = cast(func.sum(R.n), BigInteger), cast(func.sum(R.total), BigInteger)
         stmt = (
-            select(*cols, R.bucket, func.sum(R.n), func.sum(R.total))
+            select(*cols, R.bucket, n.label("n"), total.label("total"))
             .where(*self._rolled([kind], None, 1 if self._scope.business_hours else 0))
             .group_by(R.bucket)
+            .having(n > 0)
         )
         if key is not None:
             stmt = stmt.group_by(key)
-        histograms: dict[Key, dict[int, tuple[int, int]]] = {}
-        for k, bucket, n, total in await self._session.execute(stmt):
-            if int(n):
-                histograms.setdefault(self._normal(by, k), {})[int(bucket)] = (int(n), int(total))
-        if await self._few(kind, histograms):
+        # Only the buckets holding the ranks around the median and p90 leave the database: a running
+        # count per key says which.
+        g = stmt.subquery()
+        per_key = [g.c.k] if key is not None else None
+        upto = cast(func.sum(g.c.n).over(partition_by=per_key, order_by=g.c.bucket), BigInteger)
+        size = cast(func.sum(g.c.n).over(partition_by=per_key), BigInteger)
+        seconds = cast(func.sum(g.c.total).over(partition_by=per_key), BigInteger)
+        w = select(
+            g.c.k, g.c.bucket, g.c.n, upto.label("upto"), size.label("size"), seconds.label("seconds")
+        ).subquery()
+        below = w.c.upto - w.c.n
+        ranks = [
+            (num * (w.c.size - 1) + extra) // den + 1
+            for num, den in ((1, 2), (9, 10))
+            for extra in (0, den - 1)
+        ]
+        near = select(w.c.k, w.c.bucket, w.c.n, w.c.upto, w.c.size, w.c.seconds).where(
+            or_(*[and_(below < rank, rank <= w.c.upto) for rank in ranks])
+        )
+        found: dict[Key, tuple[int, int, list[tuple[int, int, int]]]] = {}
+        for k, bucket, count, up, whole, secs in await self._session.execute(near):
+            entry = found.setdefault(self._normal(by, k), (int(whole), int(secs), []))
+            entry[2].append((int(bucket), int(count), int(up)))
+        if await self._few(kind, sum(whole for whole, _, _ in found.values())):
             return await self._exact(kind, by)
-        return {k: _from_histogram(h) for k, h in histograms.items()}
+        return {k: _from_ranks(whole, secs, rows) for k, (whole, secs, rows) in found.items()}
 
-    async def _few(self, kind: str, histograms: dict[Key, dict[int, tuple[int, int]]]) -> bool:
+    async def _few(self, kind: str, count: int) -> bool:
         """Whether the exact figures are cheap: reading them scans the kind's facts of the period under
         every filter but the label (applied per fact), so those must be few."""
-        if sum(n for h in histograms.values() for n, _ in h.values()) > self._exact_limit:
+        if count > self._exact_limit:
             return False
         if self._scope.label is None:
             return True
@@ -295,21 +317,26 @@ class FactQueries:
 
 
 def _from_histogram(histogram: dict[int, tuple[int, int]]) -> Duration:
-    """A duration from bucket counts: each rank's value is its bucket's middle."""
-    size = sum(n for n, _ in histogram.values())
-    total = sum(s for _, s in histogram.values())
+    """A duration from bucket counts ``{bucket: (count, seconds)}``."""
+    rows, upto = [], 0
+    for bucket in sorted(histogram):
+        upto += histogram[bucket][0]
+        rows.append((bucket, histogram[bucket][0], upto))
+    return _from_ranks(upto, sum(s for _, s in histogram.values()), rows)
+
+
+def _from_ranks(size: int, seconds: int, rows: Sequence[tuple[int, int, int]]) -> Duration:
+    """A duration from ``size`` values summing to ``seconds`` and some of their buckets as
+    ``(bucket, count, running count)``: each rank's value is the middle of the bucket holding it."""
     wanted = {(n * (size - 1)) // d + 1 for n, d in ((1, 2), (9, 10))}
     wanted |= {(n * (size - 1) + d - 1) // d + 1 for n, d in ((1, 2), (9, 10))}
     ranks: dict[int, float] = {}
-    seen = 0
-    for bucket in sorted(histogram):
-        n = histogram[bucket][0]
+    for bucket, n, upto in rows:
         for rank in wanted:
-            if seen < rank <= seen + n:
+            if upto - n < rank <= upto:
                 ranks[rank] = bucket_value(bucket)
-        seen += n
     return Duration(
-        size, _percentile(ranks, size, 1, 2), _percentile(ranks, size, 9, 10), round(total / size, 1)
+        size, _percentile(ranks, size, 1, 2), _percentile(ranks, size, 9, 10), round(seconds / size, 1)
     )
 
 
