@@ -186,6 +186,11 @@ class Caches:
             self.drop(dirty)
 
     def _on_rollback(self, conn: Connection) -> None:
+        # A connection invalidated mid-statement (a cancelled query) cannot reach ``info``: it raises
+        # PendingRollbackError inside SQLAlchemy's own rollback. Nothing of it committed, and a stale
+        # dirty set only drops entries that would have stayed.
+        if conn.invalidated:
+            return
         conn.info.pop(_DIRTY, None)
 
     def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
