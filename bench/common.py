@@ -60,6 +60,17 @@ def rss_mb(pid: int) -> float:
     return round(int(match.group(1)) / 1024, 1) if match else float("nan")
 
 
+def stop_process(popen: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds: a simulator still sending the status webhooks of a
+    100,000-send run would otherwise hold the benchmark past its figures."""
+    popen.terminate()
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
 @dataclass
 class Proc:
     """A server process under measurement."""
@@ -97,11 +108,7 @@ class Proc:
         )
 
     def stop(self) -> None:
-        self.popen.terminate()
-        try:
-            self.popen.wait(15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
+        stop_process(self.popen)
 
 
 async def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:

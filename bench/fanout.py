@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import ROOT, cpu_seconds, free_port, peak_rss_mb, summary_ms, wait_http
+from bench.common import ROOT, cpu_seconds, free_port, peak_rss_mb, stop_process, summary_ms, wait_http
 from bench.deployment import deploy
 
 BASELINE_SERVER = r"""
@@ -261,8 +261,7 @@ async def run(
                 "peak_rss_mb": peak_rss_mb(base.pid),
             }
         finally:
-            base.terminate()
-            base.wait(10)
+            stop_process(base)
 
         gw = await deploy(mode, env)
         try:

@@ -22,6 +22,7 @@ from bench.common import (
     cpu_seconds,
     free_port,
     peak_rss_mb,
+    stop_process,
     summary_ms,
     wait_http,
 )
@@ -111,8 +112,7 @@ async def run(
                 "peak_rss_mb": peak_rss_mb(base.pid),
             }
         finally:
-            base.terminate()
-            base.wait(10)
+            stop_process(base)
 
         gw = await deploy(mode, env)
         try:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench.common import free_port, summary_ms
+from bench.common import free_port, stop_process, summary_ms
 from bench.deployment import deploy
 from bench.send import TEMPLATE, broadcast_channel, many, recipient, start_simulator
 
@@ -99,8 +99,7 @@ async def run(
             )
     finally:
         if sim is not None:
-            sim.terminate()
-            sim.wait(10)
+            stop_process(sim)
         gw.stop()
         server.close()
     results["target"] = "exactly `limit` conversations, 5 alerts"

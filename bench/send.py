@@ -35,6 +35,7 @@ from bench.common import (
     cpu_seconds,
     free_port,
     peak_rss_mb,
+    stop_process,
     summary_ms,
     wait_http,
 )
@@ -168,8 +169,7 @@ async def run(
                 "peak_rss_mb": peak_rss_mb(sim.pid),
             }
         finally:
-            sim.terminate()
-            sim.wait(10)
+            stop_process(sim)
             await sink.cleanup()
 
         # Through the gateway: a channel pointed at a fresh simulator process.
@@ -263,8 +263,7 @@ async def run(
             }
         finally:
             if gsim is not None:
-                gsim.terminate()
-                gsim.wait(10)
+                stop_process(gsim)
             gw.stop()
     results["ratio"] = round(results["gateway"]["sends_per_s"] / results["baseline"]["sends_per_s"], 2)
     results["target"] = ">= 0.5 of the simulator's own rate; all sends accounted for"

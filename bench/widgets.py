@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import api, free_port, peak_rss_mb, raise_nofile, rss_mb, wait_http
+from bench.common import api, free_port, peak_rss_mb, raise_nofile, rss_mb, stop_process, wait_http
 from bench.deployment import deploy
 
 BASELINE_SERVER = r"""
@@ -140,8 +140,7 @@ async def _baseline(
         await _close(opened, readers)
         return base
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_process(server)
 
 
 async def run(
